@@ -1,0 +1,5 @@
+import sys
+
+from wsovvis.cli import main
+
+sys.exit(main())

@@ -1,0 +1,82 @@
+"""The ``wsovvis`` console command.
+
+Each subcommand lives in the module that owns its concept; that module defines
+``add_arguments(parser)`` and ``main(args) -> int``. Modules are imported only when their
+command runs, so ``wsovvis eval`` never pays for importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from wsovvis.errors import WsovvisError
+from wsovvis.utils.logging import setup_logging
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("wsovvis.data.synthetic_cli", "generate seeded synthetic sample videos with GT masks and JSON"),
+    "convert": ("wsovvis.data.convert", "mask PNGs -> YouTube-VIS JSON tubes, with skip rules and a skip report"),
+    "agnostic": ("wsovvis.data.class_agnostic", "class-agnostic copy of a YouTube-VIS JSON"),
+    "check": ("wsovvis.data.check", "check a YouTube-VIS JSON against its frames and masks"),
+    "visualize": ("wsovvis.viz.contact_sheet", "contact sheets (and GIFs) of GT or result tubes"),
+    "eval": ("wsovvis.evaluation.cli", "YouTube-VIS / LV-VIS video mask AP"),
+    "pseudo": ("wsovvis.pseudo.cli", "pseudo tubes: per-frame instance-id PNGs from raw videos"),
+    "embed": ("wsovvis.openvocab.embed_cli", "CLIP/SigLIP embedding cache of tubes or image segments"),
+    "label": ("wsovvis.openvocab.label_cli", "attribute categories of a vocabulary to pseudo tubes"),
+    "classify": ("wsovvis.openvocab.classify_cli", "open-vocabulary classification of predicted tubes"),
+    "demo": ("wsovvis.demo", "the whole pipeline end to end on generated sample videos"),
+}
+
+
+def _load(name: str):
+    module, _ = COMMANDS[name]
+    return importlib.import_module(module)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wsovvis", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def run_module(module, argv: Sequence[str], prog: str) -> int:
+    """Parse ``argv`` with the module's arguments and run it; `WsovvisError` -> exit 2."""
+    import logging
+
+    parser = argparse.ArgumentParser(prog=prog, description=(module.__doc__ or "").strip().splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    module.add_arguments(parser)
+    args = parser.parse_args(list(argv))
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        return int(module.main(args) or 0)
+    except WsovvisError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 1
+    verbose = [a for a in argv[:1] if a in ("-v", "--verbose")]
+    rest = argv[len(verbose):]
+    if not rest or rest[0] not in COMMANDS:
+        parser.error(f"unknown command {rest[0] if rest else ''!r}; choose from {', '.join(COMMANDS)}")
+    name = rest[0]
+    return run_module(_load(name), verbose + rest[1:], prog=f"wsovvis {name}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
