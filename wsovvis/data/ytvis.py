@@ -1,0 +1,294 @@
+"""Load, validate and write YouTube-VIS JSON.
+
+A YouTube-VIS file is one dict::
+
+    videos:      [{id, height, width, length, file_names: [str] * length}]
+    categories:  [{id, name, (partition)}]
+    annotations: [{id, video_id, category_id, iscrowd,
+                   segmentations: [RLE | None] * length,   # None = absent in that frame
+                   bboxes: [[x, y, w, h] | None] * length,
+                   areas: [int | None] * length}]        # one entry per object track
+
+``annotations`` is absent from the public val/test files (images-only JSON); callers
+that need ground truth ask for it with ``require_annotations=True``.
+Validation collects every problem with its JSON path (``annotations[17].segmentations[3]``)
+so that one run of ``wsovvis check`` lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wsovvis.data import rle as rle_utils
+from wsovvis.errors import WsovvisError
+from wsovvis.utils.io import atomic_write_json, read_json
+
+MAX_LISTED_PROBLEMS = 20
+
+
+@dataclass
+class Problem:
+    """One validation finding: ``path`` is a JSON path such as ``annotations[3].areas[0]``."""
+
+    path: str
+    message: str
+    severity: str = "error"  # "error" | "warning"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_ids(items: list, kind: str, problems: list[Problem]) -> dict[int, int]:
+    """Map id -> index; report missing, non-integer and duplicate ids."""
+    index: dict[int, int] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            problems.append(Problem(f"{kind}[{i}]", f"must be an object, got {type(item).__name__}"))
+            continue
+        if "id" not in item:
+            problems.append(Problem(f"{kind}[{i}]", "missing required key 'id'"))
+            continue
+        vid = item["id"]
+        if not _is_int(vid):
+            problems.append(Problem(f"{kind}[{i}].id", f"must be an integer, got {vid!r}"))
+            continue
+        if vid in index:
+            problems.append(Problem(f"{kind}[{i}].id", f"duplicate id {vid} (also {kind}[{index[vid]}])"))
+            continue
+        index[vid] = i
+    return index
+
+
+def _check_video(i: int, v: dict, problems: list[Problem]) -> None:
+    p = f"videos[{i}]"
+    for key in ("height", "width"):
+        if key not in v:
+            problems.append(Problem(p, f"missing required key '{key}'"))
+        elif not _is_int(v[key]) or v[key] <= 0:
+            problems.append(Problem(f"{p}.{key}", f"must be a positive integer, got {v[key]!r}"))
+    names = v.get("file_names")
+    if names is None:
+        problems.append(Problem(p, "missing required key 'file_names'"))
+    elif not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        problems.append(Problem(f"{p}.file_names", "must be a list of strings"))
+    length = v.get("length")
+    if length is not None and (not _is_int(length) or length < 0):
+        problems.append(Problem(f"{p}.length", f"must be a non-negative integer, got {length!r}"))
+    elif isinstance(names, list) and _is_int(length) and length != len(names):
+        problems.append(Problem(f"{p}.length", f"is {length} but file_names has {len(names)} entries"))
+
+
+def video_length(video: dict) -> int:
+    """Number of frames: ``length`` when present, else ``len(file_names)``."""
+    if _is_int(video.get("length")):
+        return video["length"]
+    return len(video.get("file_names") or [])
+
+
+def _check_segmentation(p: str, seg: Any, hw: tuple[int, int] | None, problems: list[Problem]) -> None:
+    if seg is None:
+        return
+    if isinstance(seg, list):  # polygon: list of flat [x0, y0, x1, y1, ...] lists
+        if not all(isinstance(poly, list) and len(poly) % 2 == 0 and all(_is_num(c) for c in poly) for poly in seg):
+            problems.append(Problem(p, "polygon must be a list of flat [x0, y0, x1, y1, ...] coordinate lists"))
+        return
+    if not rle_utils.is_rle(seg):
+        problems.append(Problem(p, "must be null, an RLE {'size': [H, W], 'counts': ...} or a polygon list"))
+        return
+    if hw is not None and list(seg["size"]) != list(hw):
+        problems.append(Problem(p, f"RLE size {list(seg['size'])} != video size [height, width] {list(hw)}"))
+
+
+def _check_annotation(
+    i: int,
+    a: dict,
+    videos: list,
+    video_index: dict[int, int],
+    cat_index: dict[int, int],
+    problems: list[Problem],
+) -> None:
+    p = f"annotations[{i}]"
+    if a.get("id") == 0:
+        problems.append(Problem(f"{p}.id", "must be non-zero (0 means 'unmatched' in evaluation)"))
+    vid = a.get("video_id")
+    video = None
+    if "video_id" not in a:
+        problems.append(Problem(p, "missing required key 'video_id'"))
+    elif vid not in video_index:
+        problems.append(Problem(f"{p}.video_id", f"unknown video id {vid!r}"))
+    else:
+        video = videos[video_index[vid]]
+    if "category_id" not in a:
+        problems.append(Problem(p, "missing required key 'category_id'"))
+    elif a["category_id"] not in cat_index:
+        problems.append(Problem(f"{p}.category_id", f"unknown category id {a['category_id']!r}"))
+    if "iscrowd" in a and a["iscrowd"] not in (0, 1):
+        problems.append(Problem(f"{p}.iscrowd", f"must be 0 or 1, got {a['iscrowd']!r}"))
+    length = video_length(video) if video is not None else None
+    hw = (video.get("height"), video.get("width")) if video is not None else None
+    if hw is not None and not all(_is_int(x) for x in hw):
+        hw = None
+    segs = a.get("segmentations")
+    if segs is None:
+        problems.append(Problem(p, "missing required key 'segmentations'"))
+    elif not isinstance(segs, list):
+        problems.append(Problem(f"{p}.segmentations", "must be a list with one entry per frame"))
+    else:
+        if length is not None and len(segs) != length:
+            problems.append(
+                Problem(f"{p}.segmentations", f"has {len(segs)} entries but video {vid} has {length} frames")
+            )
+        for t, seg in enumerate(segs):
+            _check_segmentation(f"{p}.segmentations[{t}]", seg, hw, problems)
+    for key, check in (("areas", _check_area), ("bboxes", _check_box)):
+        vals = a.get(key)
+        if vals is None:
+            continue
+        if not isinstance(vals, list):
+            problems.append(Problem(f"{p}.{key}", "must be a list with one entry per frame"))
+            continue
+        if length is not None and len(vals) != length:
+            problems.append(Problem(f"{p}.{key}", f"has {len(vals)} entries but video {vid} has {length} frames"))
+        for t, val in enumerate(vals):
+            if val is not None:
+                check(f"{p}.{key}[{t}]", val, problems)
+
+
+def _check_area(p: str, v: Any, problems: list[Problem]) -> None:
+    if not _is_num(v) or v < 0:
+        problems.append(Problem(p, f"must be null or a non-negative number, got {v!r}"))
+
+
+def _check_box(p: str, v: Any, problems: list[Problem]) -> None:
+    if not (isinstance(v, list) and len(v) == 4 and all(_is_num(c) for c in v)):
+        problems.append(Problem(p, f"must be null or [x, y, w, h], got {v!r}"))
+
+
+def validate(data: Any) -> list[Problem]:
+    """Structural validation of a YouTube-VIS dict; returns every problem found (empty if valid)."""
+    problems: list[Problem] = []
+    if not isinstance(data, dict):
+        return [Problem("$", f"top level must be an object, got {type(data).__name__}")]
+    for key in ("videos", "categories"):
+        if key not in data:
+            problems.append(Problem("$", f"missing required key '{key}'"))
+        elif not isinstance(data[key], list):
+            problems.append(Problem(key, "must be a list"))
+    if problems:
+        return problems
+    videos, cats = data["videos"], data["categories"]
+    video_index = _check_ids(videos, "videos", problems)
+    cat_index = _check_ids(cats, "categories", problems)
+    for i, v in enumerate(videos):
+        if isinstance(v, dict):
+            _check_video(i, v, problems)
+    for i, c in enumerate(cats):
+        if isinstance(c, dict) and not isinstance(c.get("name"), str):
+            problems.append(Problem(f"categories[{i}]", "missing required string 'name'"))
+    anns = data.get("annotations")
+    if anns is not None:
+        if not isinstance(anns, list):
+            problems.append(Problem("annotations", "must be a list"))
+        else:
+            _check_ids(anns, "annotations", problems)
+            for i, a in enumerate(anns):
+                if isinstance(a, dict):
+                    _check_annotation(i, a, videos, video_index, cat_index, problems)
+    return problems
+
+
+def format_problems(source: str, problems: list[Problem], limit: int = MAX_LISTED_PROBLEMS) -> str:
+    lines = [f"{source}: invalid YouTube-VIS JSON ({len(problems)} problem{'s' * (len(problems) != 1)}):"]
+    lines += [f"  {pr}" for pr in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more (run `wsovvis check` for the full list)")
+    return "\n".join(lines)
+
+
+@dataclass
+class YTVIS:
+    """A loaded YouTube-VIS dataset with id indexes. ``data`` is the raw dict (not copied)."""
+
+    data: dict
+    source: str = "<memory>"
+    video_by_id: dict[int, dict] = field(init=False)
+    cat_by_id: dict[int, dict] = field(init=False)
+    anns_by_video: dict[int, list[dict]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.video_by_id = {v["id"]: v for v in self.data["videos"]}
+        self.cat_by_id = {c["id"]: c for c in self.data["categories"]}
+        self.anns_by_video = defaultdict(list)
+        for a in self.data.get("annotations") or []:
+            self.anns_by_video[a["video_id"]].append(a)
+
+    @property
+    def videos(self) -> list[dict]:
+        return self.data["videos"]
+
+    @property
+    def categories(self) -> list[dict]:
+        return self.data["categories"]
+
+    @property
+    def annotations(self) -> list[dict]:
+        return self.data.get("annotations") or []
+
+    @property
+    def has_annotations(self) -> bool:
+        return "annotations" in self.data
+
+
+def load(
+    src: str | os.PathLike | dict | YTVIS,
+    *,
+    require_annotations: bool = False,
+    validate_json: bool = True,
+    what: str = "YouTube-VIS JSON",
+) -> YTVIS:
+    """Load and validate a YouTube-VIS file (or wrap an already loaded dict).
+
+    Raises `WsovvisError` naming the file and listing problems, or, with
+    ``require_annotations``, saying that the file has no ground truth.
+    """
+    if isinstance(src, YTVIS):
+        ds = src
+    else:
+        if isinstance(src, dict):
+            data, source = src, "<memory>"
+        else:
+            data, source = read_json(src, what), str(src)
+        if validate_json:
+            problems = [p for p in validate(data) if p.severity == "error"]
+            if problems:
+                raise WsovvisError(format_problems(source, problems))
+        ds = YTVIS(data, source)
+    if require_annotations and not ds.has_annotations:
+        raise WsovvisError(
+            f"{ds.source}: has no 'annotations' (an images-only JSON, like the public val/test splits); "
+            "this step needs ground truth"
+        )
+    return ds
+
+
+def write(data: dict | YTVIS, path: str | os.PathLike, indent: int | None = None) -> Path:
+    """Validate, then write atomically; an invalid dict is never written."""
+    if isinstance(data, YTVIS):
+        data = data.data
+    problems = validate(data)
+    if problems:
+        raise WsovvisError(format_problems(f"{path} (not written)", problems))
+    atomic_write_json(path, data, indent=indent)
+    return Path(path)
