@@ -66,7 +66,8 @@ def read_ids_with_format(
             else:
                 fmt = id_format
                 if mode not in _MODES[fmt]:
-                    raise WsovvisError(f"{path}: id_format '{fmt}' expects a {'/'.join(_MODES[fmt])} PNG, got mode '{mode}'")
+                    expected = "/".join(_MODES[fmt])
+                    raise WsovvisError(f"{path}: id_format '{fmt}' expects a {expected} PNG, got mode '{mode}'")
             if fmt == "rgb":
                 rgb = np.asarray(im.convert("RGB"), dtype=np.int32)
                 ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
