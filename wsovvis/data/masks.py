@@ -55,6 +55,20 @@ def read_ids_with_format(
     ignore_value: int | None = None,
 ) -> tuple[np.ndarray, str]:
     """Like `read_ids`, also returning the id format that was used."""
+    ids, fmt, _ = decode_ids(path, id_format, ignore_value)
+    return ids.astype(np.int32, copy=False), fmt
+
+
+def decode_ids(
+    path: str | os.PathLike,
+    id_format: str = "auto",
+    ignore_value: int | None = None,
+) -> tuple[np.ndarray, str, str]:
+    """Decode an id PNG keeping its smallest dtype: (ids ``[H, W]`` uint8/uint16/int32, format, reason).
+
+    ``reason`` says why the format was chosen (auto-detection) or that it was requested.
+    The fast path for converters: no int32 copy of 8-bit maps.
+    """
     if id_format not in ID_FORMATS:
         raise WsovvisError(f"unknown id_format {id_format!r}; choose one of {', '.join(ID_FORMATS)}")
     try:
@@ -62,17 +76,19 @@ def read_ids_with_format(
             im.load()
             mode = im.mode
             if id_format == "auto":
-                fmt, _ = detect_id_format(mode)
+                fmt, reason = detect_id_format(mode)
             else:
-                fmt = id_format
+                fmt, reason = id_format, f"requested with id_format={id_format}"
                 if mode not in _MODES[fmt]:
                     expected = "/".join(_MODES[fmt])
                     raise WsovvisError(f"{path}: id_format '{fmt}' expects a {expected} PNG, got mode '{mode}'")
             if fmt == "rgb":
                 rgb = np.asarray(im.convert("RGB"), dtype=np.int32)
                 ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+            elif mode == "1":
+                ids = np.asarray(im, dtype=np.uint8)
             else:
-                ids = np.asarray(im).astype(np.int32)
+                ids = np.asarray(im)
     except WsovvisError as e:
         if str(path) in str(e):
             raise
@@ -82,8 +98,9 @@ def read_ids_with_format(
     if ids.ndim != 2:
         raise WsovvisError(f"{path}: expected a single-channel id PNG, got shape {ids.shape}")
     if ignore_value is not None:
+        ids = ids.copy() if not ids.flags.writeable else ids
         ids[ids == ignore_value] = 0
-    return ids, fmt
+    return ids, fmt, reason
 
 
 def png_size(path: str | os.PathLike) -> tuple[int, int]:

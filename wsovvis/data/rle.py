@@ -33,12 +33,66 @@ def encode_stack(masks: np.ndarray) -> list[RLE]:
     return rles
 
 
+def _runs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximal runs of equal values of ``ids [H, W]`` in column-major (COCO) order: starts, ends, values."""
+    flat = np.ravel(ids, order="F")
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    starts = np.concatenate(([0], change))
+    ends = np.concatenate((change, [flat.size]))
+    return starts, ends, flat[starts]
+
+
+def encode_id_map(ids: np.ndarray, track_ids: list[int] | np.ndarray | None = None) -> tuple[list[int], list[RLE]]:
+    """Instance-id map ``[H, W]`` -> (track ids, one compressed RLE per id) in one pass over the pixels.
+
+    ``track_ids=None`` encodes every non-zero id present (ascending). Requested ids that are absent
+    get an empty-mask RLE. The run boundaries of the whole map are found once, so the cost does
+    not grow with the number of ids the way per-id binary masks would.
+    """
+    h, w = ids.shape
+    n = h * w
+    starts, ends, vals = _runs(ids)
+    order = np.argsort(vals, kind="stable")
+    present, first = np.unique(vals[order], return_index=True)
+    bounds = dict(zip(present.tolist(), zip(first.tolist(), [*first[1:].tolist(), len(order)])))
+    wanted = [int(v) for v in present if v != 0] if track_ids is None else [int(v) for v in track_ids]
+    objs = []
+    for tid in wanted:
+        if tid not in bounds:
+            objs.append({"size": [h, w], "counts": [n]})
+            continue
+        lo, hi = bounds[tid]
+        sel = order[lo:hi]
+        edges = np.empty(2 * len(sel) + 2, dtype=np.int64)
+        edges[0], edges[-1] = 0, n
+        edges[1:-1:2], edges[2:-1:2] = starts[sel], ends[sel]
+        counts = np.diff(edges).tolist()
+        if counts[-1] == 0:  # pycocotools ends on the last run of ones; keep strings identical to its encoder
+            counts.pop()
+        objs.append({"size": [h, w], "counts": counts})
+    if not objs:
+        return [], []
+    rles = mask_utils.frPyObjects(objs, h, w)
+    for r in rles:
+        r["counts"] = r["counts"].decode("ascii")
+    return wanted, rles
+
+
 def encode_ids(ids: np.ndarray, track_ids: list[int] | np.ndarray) -> list[RLE]:
     """Instance-id map ``[H, W]`` -> one RLE per requested id (mask = ``ids == id``)."""
     if len(track_ids) == 0:
         return []
-    masks = ids[None, :, :] == np.asarray(track_ids).reshape(-1, 1, 1)
-    return encode_stack(masks)
+    return encode_id_map(ids, track_ids)[1]
+
+
+def areas_and_boxes(rles: list[RLE]) -> tuple[list[int], list[list[float]]]:
+    """Pixel counts and ``[x, y, w, h]`` boxes of compressed RLEs (two batched pycocotools calls)."""
+    if not rles:
+        return [], []
+    as_bytes = [_as_bytes_rle(r) for r in rles]
+    areas = [int(a) for a in mask_utils.area(as_bytes)]
+    boxes = [[float(v) for v in b] for b in mask_utils.toBbox(as_bytes)]
+    return areas, boxes
 
 
 def _as_bytes_rle(rle: RLE) -> RLE:

@@ -308,6 +308,7 @@ def _video_annotations(ids: np.ndarray, objs: list[_Object], video_id: int, firs
             "video_id": video_id,
             "category_id": o.category + 1,
             "iscrowd": 0,
+            "track_id": o.track_id,  # the pixel value in Annotations/<video>/*.png
             "segmentations": segs,
             "bboxes": boxes,
             "areas": areas,

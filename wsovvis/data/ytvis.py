@@ -37,6 +37,7 @@ class Problem:
     path: str
     message: str
     severity: str = "error"  # "error" | "warning"
+    kind: str = "structure"  # a short group name used by `wsovvis check` reports
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
@@ -65,7 +66,9 @@ def _check_ids(items: list, kind: str, problems: list[Problem]) -> dict[int, int
             problems.append(Problem(f"{kind}[{i}].id", f"must be an integer, got {vid!r}"))
             continue
         if vid in index:
-            problems.append(Problem(f"{kind}[{i}].id", f"duplicate id {vid} (also {kind}[{index[vid]}])"))
+            problems.append(
+                Problem(f"{kind}[{i}].id", f"duplicate id {vid} (also {kind}[{index[vid]}])", kind="duplicate_id")
+            )
             continue
         index[vid] = i
     return index
@@ -87,7 +90,9 @@ def _check_video(i: int, v: dict, problems: list[Problem]) -> None:
     if length is not None and (not _is_int(length) or length < 0):
         problems.append(Problem(f"{p}.length", f"must be a non-negative integer, got {length!r}"))
     elif isinstance(names, list) and _is_int(length) and length != len(names):
-        problems.append(Problem(f"{p}.length", f"is {length} but file_names has {len(names)} entries"))
+        problems.append(
+            Problem(f"{p}.length", f"is {length} but file_names has {len(names)} entries", kind="length_mismatch")
+        )
 
 
 def video_length(video: dict) -> int:
@@ -108,7 +113,9 @@ def _check_segmentation(p: str, seg: Any, hw: tuple[int, int] | None, problems: 
         problems.append(Problem(p, "must be null, an RLE {'size': [H, W], 'counts': ...} or a polygon list"))
         return
     if hw is not None and list(seg["size"]) != list(hw):
-        problems.append(Problem(p, f"RLE size {list(seg['size'])} != video size [height, width] {list(hw)}"))
+        problems.append(
+            Problem(p, f"RLE size {list(seg['size'])} != video size [height, width] {list(hw)}", kind="size_mismatch")
+        )
 
 
 def _check_annotation(
@@ -127,13 +134,13 @@ def _check_annotation(
     if "video_id" not in a:
         problems.append(Problem(p, "missing required key 'video_id'"))
     elif vid not in video_index:
-        problems.append(Problem(f"{p}.video_id", f"unknown video id {vid!r}"))
+        problems.append(Problem(f"{p}.video_id", f"unknown video id {vid!r}", kind="unknown_id"))
     else:
         video = videos[video_index[vid]]
     if "category_id" not in a:
         problems.append(Problem(p, "missing required key 'category_id'"))
     elif a["category_id"] not in cat_index:
-        problems.append(Problem(f"{p}.category_id", f"unknown category id {a['category_id']!r}"))
+        problems.append(Problem(f"{p}.category_id", f"unknown category id {a['category_id']!r}", kind="unknown_id"))
     if "iscrowd" in a and a["iscrowd"] not in (0, 1):
         problems.append(Problem(f"{p}.iscrowd", f"must be 0 or 1, got {a['iscrowd']!r}"))
     length = video_length(video) if video is not None else None
@@ -148,7 +155,8 @@ def _check_annotation(
     else:
         if length is not None and len(segs) != length:
             problems.append(
-                Problem(f"{p}.segmentations", f"has {len(segs)} entries but video {vid} has {length} frames")
+                Problem(f"{p}.segmentations", f"has {len(segs)} entries but video {vid} has {length} frames",
+                        kind="length_mismatch")
             )
         for t, seg in enumerate(segs):
             _check_segmentation(f"{p}.segmentations[{t}]", seg, hw, problems)
@@ -160,7 +168,10 @@ def _check_annotation(
             problems.append(Problem(f"{p}.{key}", "must be a list with one entry per frame"))
             continue
         if length is not None and len(vals) != length:
-            problems.append(Problem(f"{p}.{key}", f"has {len(vals)} entries but video {vid} has {length} frames"))
+            problems.append(
+                Problem(f"{p}.{key}", f"has {len(vals)} entries but video {vid} has {length} frames",
+                        kind="length_mismatch")
+            )
         for t, val in enumerate(vals):
             if val is not None:
                 check(f"{p}.{key}[{t}]", val, problems)
@@ -228,11 +239,13 @@ class YTVIS:
     anns_by_video: dict[int, list[dict]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.video_by_id = {v["id"]: v for v in self.data["videos"]}
-        self.cat_by_id = {c["id"]: c for c in self.data["categories"]}
+        # Tolerant of malformed entries so that `wsovvis check` can index a file it is reporting on.
+        self.video_by_id = {v["id"]: v for v in self.data["videos"] if isinstance(v, dict) and "id" in v}
+        self.cat_by_id = {c["id"]: c for c in self.data["categories"] if isinstance(c, dict) and "id" in c}
         self.anns_by_video = defaultdict(list)
-        for a in self.data.get("annotations") or []:
-            self.anns_by_video[a["video_id"]].append(a)
+        for a in self.annotations:
+            if isinstance(a, dict) and "video_id" in a:
+                self.anns_by_video[a["video_id"]].append(a)
 
     @property
     def videos(self) -> list[dict]:
@@ -244,7 +257,8 @@ class YTVIS:
 
     @property
     def annotations(self) -> list[dict]:
-        return self.data.get("annotations") or []
+        anns = self.data.get("annotations")
+        return anns if isinstance(anns, list) else []
 
     @property
     def has_annotations(self) -> bool:
