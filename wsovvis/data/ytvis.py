@@ -271,17 +271,18 @@ def load(
     require_annotations: bool = False,
     validate_json: bool = True,
     what: str = "YouTube-VIS JSON",
+    source: str | None = None,
 ) -> YTVIS:
     """Load and validate a YouTube-VIS file (or wrap an already loaded dict).
 
-    Raises `WsovvisError` naming the file and listing problems, or, with
-    ``require_annotations``, saying that the file has no ground truth.
+    Raises `WsovvisError` naming the file (``source`` names an already loaded dict) and listing
+    problems, or, with ``require_annotations``, saying that the file has no ground truth.
     """
     if isinstance(src, YTVIS):
         ds = src
     else:
         if isinstance(src, dict):
-            data, source = src, "<memory>"
+            data, source = src, source or "<memory>"
         else:
             data, source = read_json(src, what), str(src)
         if validate_json:
