@@ -1,0 +1,60 @@
+"""YouTube-VIS / LV-VIS video mask AP of a results file against a GT JSON (official semantics).
+
+    wsovvis eval --gt valid.json --results results.json                 # readable table (x100, 1 decimal)
+    wsovvis eval --gt lvvis_val.json --results r.json --flavor lvvis --json   # exactly one JSON line
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from wsovvis.evaluation.evaluator import evaluate_full
+from wsovvis.evaluation.params import FLAVORS
+from wsovvis.evaluation.table import format_per_category_table, format_stats_table
+from wsovvis.utils.io import atomic_write_json
+from wsovvis.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gt", required=True, help="ground-truth YouTube-VIS JSON with 'annotations'")
+    parser.add_argument("--results", required=True,
+                        help="results JSON: a list of {video_id, category_id, score, segmentations}")
+    parser.add_argument("--flavor", choices=FLAVORS, default="ytvis",
+                        help="ytvis: crowd GT ignored; lvvis: crowd GT positive, int areas, base/novel rows")
+    parser.add_argument("--class_agnostic", action="store_true",
+                        help="ignore categories (official useCats=0, the unsupervised-VIS protocol)")
+    parser.add_argument("--lenient", action="store_true",
+                        help="accept segmentation lists whose length is not the video length (official zip truncation)")
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON line with the stats (0..1)")
+    parser.add_argument("--out", help="also write the stats and the per-category table to this JSON file")
+    parser.add_argument("--per_category", action="store_true", help="also print the per-category AP table")
+    parser.add_argument("--plot", help="write a per-category AP bar chart to this PNG")
+
+
+def main(args: argparse.Namespace) -> int:
+    res = evaluate_full(args.gt, args.results, flavor=args.flavor, class_agnostic=args.class_agnostic,
+                        lenient=args.lenient)
+    metrics = res.metrics()
+    if args.out:
+        payload = dict(metrics)
+        payload["per_category"] = res.per_category()
+        payload["settings"] = {"flavor": args.flavor, "class_agnostic": args.class_agnostic, "lenient": args.lenient,
+                               "gt": str(args.gt), "results": str(args.results)}
+        atomic_write_json(args.out, payload, indent=2)
+        log.info("wrote %s", args.out)
+    if args.plot:
+        from wsovvis.evaluation.plot import plot_per_category_ap
+
+        plot_per_category_ap(res, args.plot)
+        log.info("wrote %s", args.plot)
+    if args.json:
+        print(json.dumps(metrics, separators=(",", ":")), flush=True)
+    else:
+        print(format_stats_table(res))
+        if args.per_category:
+            print()
+            print(format_per_category_table(res))
+    return 0

@@ -1,0 +1,281 @@
+"""Load and check the two inputs of an evaluation: GT (with annotations) and a results list.
+
+Everything the official evaluator would silently get wrong or crash on is turned into a `WsovvisError`
+that names the file and the item; what it silently drops (results of categories that are not in the GT)
+is dropped too, but with a warning and a count.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from wsovvis.data import ytvis
+from wsovvis.errors import WsovvisError
+from wsovvis.evaluation.params import BASE_PARTITIONS, FLAVORS, NOVEL_PARTITIONS
+from wsovvis.utils.io import read_json
+from wsovvis.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+MAX_LISTED = 20
+
+
+@dataclass
+class Video:
+    id: int
+    height: int
+    width: int
+    length: int
+
+
+@dataclass
+class GtTrack:
+    """One GT object track. ``segs[t]``: compressed RLE counts string, or None when absent in frame t."""
+
+    index: int  # position in the GT ``annotations`` list, for messages
+    id: int
+    category_id: int
+    crowd: bool
+    avg_area: float
+    segs: list[str | None]
+
+
+@dataclass
+class EvalInputs:
+    """Checked inputs. ``dts_by_video[v]`` lists indices into ``results`` (file order), dropped ones excluded."""
+
+    gt_source: str
+    results_source: str
+    flavor: str
+    videos: list[Video]  # sorted by id
+    cat_ids: list[int]  # sorted
+    cat_names: dict[int, str]
+    partitions: dict[int, int]  # lvvis only
+    gts_by_video: dict[int, list[GtTrack]]
+    results: list[dict]
+    dts_by_video: dict[int, list[int]]
+    num_dropped: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def avg_area(areas: list, flavor: str) -> float:
+    """Mean of the truthy per-frame areas (null and 0 excluded; ``int()`` of each for LV-VIS), 0 if none."""
+    vals = [int(a) for a in areas if a] if flavor == "lvvis" else [a for a in areas if a]
+    return float(np.array(vals).mean()) if vals else 0.0
+
+
+def _fmt_list(items: list, limit: int = MAX_LISTED) -> str:
+    shown = ", ".join(str(i) for i in items[:limit])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def _gt_counts(seg: Any, h: int, w: int) -> str | None:
+    """GT frame -> compressed counts string (polygons and uncompressed RLE converted like ``annToRLE``)."""
+    if not seg:  # null, or a polygon [] (falsy in the official code too)
+        return None
+    if isinstance(seg, list):
+        rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+    elif isinstance(seg["counts"], list):
+        rle = mask_utils.frPyObjects(seg, *seg["size"])
+    else:
+        rle = seg
+    counts = rle["counts"]
+    return counts.decode("ascii") if isinstance(counts, bytes) else counts
+
+
+def load_gt(gt: Any, flavor: str) -> tuple[ytvis.YTVIS, dict]:
+    """Load and validate the GT; returns the dataset and the parsed pieces used by `check_inputs`."""
+    if flavor not in FLAVORS:
+        raise WsovvisError(f"unknown evaluation flavor {flavor!r}; choose from {', '.join(FLAVORS)}")
+    ds = ytvis.load(gt, require_annotations=True, what="ground-truth JSON")
+    src = ds.source
+    if not ds.annotations:
+        raise WsovvisError(f"{src}: 'annotations' is empty; evaluation needs ground-truth tracks")
+    videos = sorted(
+        (Video(v["id"], v["height"], v["width"], ytvis.video_length(v)) for v in ds.videos), key=lambda v: v.id
+    )
+    vid_by_id = {v.id: v for v in videos}
+    cat_names = {c["id"]: str(c.get("name", c["id"])) for c in ds.categories}
+    partitions: dict[int, int] = {}
+    if flavor == "lvvis":
+        problems = []
+        for i, c in enumerate(ds.categories):
+            part = c.get("partition")
+            if part not in BASE_PARTITIONS + NOVEL_PARTITIONS or isinstance(part, bool):
+                problems.append(f"categories[{i}] (id {c['id']}): 'partition' is {part!r}, expected 0, 1, 2 or 3")
+            else:
+                partitions[c["id"]] = part
+        if problems:
+            raise WsovvisError(f"{src}: LV-VIS evaluation needs a base/novel partition per category:\n  "
+                               + "\n  ".join(problems[:MAX_LISTED]))
+    gts: dict[int, list[GtTrack]] = defaultdict(list)
+    for i, a in enumerate(ds.annotations):
+        v = vid_by_id[a["video_id"]]
+        areas = a.get("areas")
+        if not isinstance(areas, list):
+            raise WsovvisError(
+                f"{src}: annotations[{i}] (id {a['id']}) has no 'areas' list; the evaluation takes track areas "
+                "from the GT JSON (as the official code does), so they must be present"
+            )
+        try:
+            segs = [_gt_counts(s, v.height, v.width) for s in a["segmentations"]]
+        except Exception as e:  # pycocotools raises plain TypeErrors/ValueErrors on malformed polygons
+            raise WsovvisError(f"{src}: annotations[{i}] (id {a['id']}): cannot convert a segmentation: {e}") from e
+        gts[v.id].append(
+            GtTrack(i, a["id"], a["category_id"], bool(a.get("iscrowd", 0)), avg_area(areas, flavor), segs)
+        )
+    parsed = {"videos": videos, "cat_names": cat_names, "partitions": partitions, "gts": dict(gts)}
+    return ds, parsed
+
+
+def load_results(results: Any) -> tuple[list, str]:
+    if isinstance(results, (str, os.PathLike)):
+        data, source = read_json(results, "results JSON"), str(results)
+    else:
+        data, source = results, "<results>"
+    if not isinstance(data, list):
+        raise WsovvisError(
+            f"{source}: results must be a JSON list of {{video_id, category_id, score, segmentations}}, "
+            f"got {type(data).__name__}"
+        )
+    return data, source
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def check_results(
+    results: list, source: str, videos: list[Video], cat_ids: set[int], lenient: bool
+) -> tuple[dict[int, list[int]], int, list[str]]:
+    """Validate every result; returns (kept indices by video, number dropped, warnings).
+
+    Errors (raised together, up to `MAX_LISTED`): not an object, missing keys, non-integer ids, unknown
+    video ids, non-finite scores, frames that are not compressed RLE or whose size is not the video's,
+    and (unless ``lenient``) segmentation lists whose length is not the video length.
+    """
+    vid_by_id = {v.id: v for v in videos}
+    problems: list[str] = []
+    unknown_videos: dict[Any, list[int]] = defaultdict(list)
+    length_mismatch: list[str] = []
+    dropped: dict[Any, int] = defaultdict(int)
+    by_video: dict[int, list[int]] = defaultdict(list)
+
+    def problem(msg: str) -> None:
+        problems.append(msg)
+
+    for i, r in enumerate(results):
+        if len(problems) > MAX_LISTED:
+            break
+        if not isinstance(r, dict):
+            problem(f"result[{i}]: must be an object, got {type(r).__name__}")
+            continue
+        missing = [k for k in ("video_id", "category_id", "score", "segmentations") if k not in r]
+        if missing:
+            problem(f"result[{i}]: missing key{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}")
+            continue
+        vid, cat, score, segs = r["video_id"], r["category_id"], r["score"], r["segmentations"]
+        if not _is_int(vid) or not _is_int(cat):
+            problem(f"result[{i}]: video_id and category_id must be integers, got {vid!r} and {cat!r}")
+            continue
+        if (not isinstance(score, (int, float, np.integer, np.floating)) or isinstance(score, bool)
+                or not math.isfinite(score)):
+            problem(f"result[{i}]: score must be a finite number, got {score!r}")
+            continue
+        video = vid_by_id.get(vid)
+        if video is None:
+            unknown_videos[vid].append(i)
+            continue
+        if not isinstance(segs, list):
+            problem(f"result[{i}]: 'segmentations' must be a list with one RLE or null per frame")
+            continue
+        if cat not in cat_ids:
+            dropped[cat] += 1
+            continue
+        if len(segs) != video.length:
+            length_mismatch.append(f"result[{i}] has {len(segs)} frames, video {vid} has {video.length}")
+        hw = [video.height, video.width]
+        for t, s in enumerate(segs):
+            if s is None:
+                continue
+            if not isinstance(s, dict) or not isinstance(s.get("counts"), (str, bytes)):
+                problem(
+                    f"result[{i}].segmentations[{t}]: must be null or a compressed RLE "
+                    f"{{'size': [H, W], 'counts': str}} (got {_describe(s)})"
+                )
+                break
+            size = s.get("size")
+            if size != hw and (not isinstance(size, (list, tuple)) or list(size) != hw):
+                problem(f"result[{i}].segmentations[{t}]: RLE size {size!r} != video {vid} size [height, width] {hw}")
+                break
+        else:
+            by_video[vid].append(i)
+    if unknown_videos:
+        ids = sorted(unknown_videos, key=str)
+        first = [unknown_videos[v][0] for v in ids]
+        problems.insert(0, f"results for video ids not in the GT: {_fmt_list(ids)} (first at result[{first[0]}])")
+    if length_mismatch and not lenient:
+        problems.append(
+            f"{len(length_mismatch)} result(s) whose segmentation list length is not the video length: "
+            f"{_fmt_list(length_mismatch, 5)}; pass --lenient (lenient=True) to reproduce the official zip "
+            "truncation"
+        )
+    if problems:
+        more = "\n  ... (stopped after the first problems)" if len(problems) > MAX_LISTED else ""
+        raise WsovvisError(
+            f"{source}: invalid results ({len(problems)} problem{'s' * (len(problems) != 1)}):\n  "
+            + "\n  ".join(problems[:MAX_LISTED]) + more
+        )
+    warnings = []
+    if length_mismatch:
+        warnings.append(
+            f"{source}: {len(length_mismatch)} result(s) have a segmentation list length different from the video "
+            f"length ({_fmt_list(length_mismatch, 3)}); --lenient: the IoU uses the zipped (shorter) frames"
+        )
+    num_dropped = sum(dropped.values())
+    if num_dropped:
+        warnings.append(
+            f"{source}: dropped {num_dropped} result(s) whose category is not in the GT categories "
+            f"(category ids {_fmt_list(sorted(dropped, key=str), 10)}), as the official evaluator does"
+        )
+    return dict(by_video), num_dropped, warnings
+
+
+def _describe(v: Any) -> str:
+    if isinstance(v, dict):
+        c = v.get("counts")
+        return f"counts of type {type(c).__name__}" if "counts" in v else f"object with keys {sorted(v)[:5]}"
+    return type(v).__name__
+
+
+def check_inputs(gt: Any, results: Any, flavor: str = "ytvis", lenient: bool = False) -> EvalInputs:
+    """Load GT and results (paths or loaded objects), check both and index the results by video."""
+    ds, parsed = load_gt(gt, flavor)
+    res, res_source = load_results(results)
+    cat_ids = sorted(parsed["cat_names"])
+    by_video, num_dropped, warnings = check_results(res, res_source, parsed["videos"], set(cat_ids), lenient)
+    if not res:
+        warnings.append(f"{res_source}: the results list is empty; every defined stat is 0")
+    for w in warnings:
+        log.warning(w)
+    return EvalInputs(
+        gt_source=ds.source,
+        results_source=res_source,
+        flavor=flavor,
+        videos=parsed["videos"],
+        cat_ids=cat_ids,
+        cat_names=parsed["cat_names"],
+        partitions=parsed["partitions"],
+        gts_by_video=parsed["gts"],
+        results=res,
+        dts_by_video=by_video,
+        num_dropped=num_dropped,
+        warnings=warnings,
+    )
