@@ -1,0 +1,189 @@
+"""``openclip:<name>``: an open_clip CLIP/SigLIP model with weights from a local file.
+
+Nothing here ever reaches a model hub: weights come from ``--weights FILE`` (or an explicit
+``--random_init``), and models whose tokenizer lives on the HuggingFace hub (SigLIP) need
+``--tokenizer DIR`` with a local copy for the text path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import logging
+import os
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from wsovvis.errors import WsovvisError
+from wsovvis.openvocab.embedder import Embedder, file_fingerprint, register_embedder, resolve_device
+from wsovvis.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+RANDOM_INIT_SEED = 0
+TEXT_CHUNK = 256
+
+
+@contextlib.contextmanager
+def _quiet_open_clip():
+    """open_clip logs through the root logger ('No pretrained weights loaded ...'); we log our own line."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+class OpenClipEmbedder(Embedder):
+    """An open_clip model in eval mode.
+
+    Args:
+        name: open_clip model config name (``open_clip.list_models()``), e.g. ``ViT-B-16-SigLIP``.
+        weights: local checkpoint (``.pt``/``.bin``/``.safetensors``, or big_vision ``.npz`` for SigLIP).
+        device: torch device string.
+        tokenizer_dir: local HuggingFace tokenizer directory, for models whose tokenizer is not bundled.
+        random_init: build with seeded random weights instead of ``weights`` (tests, benchmarks).
+        amp: fp16 autocast for the encoders (default: on for CUDA).
+        known_fingerprint: the weights fingerprint recorded by an earlier run (saves re-hashing).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        weights: str | os.PathLike | None = None,
+        device: str = "cpu",
+        tokenizer_dir: str | os.PathLike | None = None,
+        random_init: bool = False,
+        amp: bool | None = None,
+        known_fingerprint: dict | None = None,
+    ):
+        import open_clip
+
+        if name.startswith(("hf-hub:", "local-dir:")) or name not in open_clip.list_models():
+            close = difflib.get_close_matches(name, open_clip.list_models(), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise WsovvisError(
+                f"model spec 'openclip:{name}': not an open_clip model config{hint}; "
+                "hub-hosted models cannot be used here, give a built-in name and --weights FILE"
+            )
+        if weights is None and not random_init:
+            raise WsovvisError(
+                f"model 'openclip:{name}' needs local weights: pass --weights FILE (a checkpoint on disk; "
+                "nothing is downloaded), or --random_init for random weights (tests and benchmarks only)"
+            )
+        if weights is not None and random_init:
+            raise WsovvisError("--weights and --random_init are mutually exclusive")
+        if weights is not None and not Path(weights).is_file():
+            raise WsovvisError(f"{weights}: --weights file does not exist (model 'openclip:{name}')")
+        self.name = name
+        self.spec = f"openclip:{name}"
+        self.device = resolve_device(device)
+        self.amp = self.device.startswith("cuda") if amp is None else bool(amp)
+        self.tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir is not None else None
+        self._tokenizer = None
+        # {path, size, mtime_ns, sha256}; recorded in the cache so later runs need not re-hash.
+        self.weights_file = None if weights is None else file_fingerprint(weights, known_fingerprint)
+        with _quiet_open_clip():
+            if random_init:
+                with torch.random.fork_rng(devices=[]):
+                    # Seeded so that `embed` and `label`, in separate processes, build the same towers.
+                    torch.manual_seed(RANDOM_INIT_SEED)
+                    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
+                log.warning("openclip:%s has RANDOM weights (--random_init): embeddings carry no meaning", name)
+            else:
+                try:
+                    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(weights))
+                except (RuntimeError, KeyError, ValueError, OSError) as e:
+                    raise WsovvisError(f"{weights}: cannot load as weights of open_clip model '{name}': {e}") from e
+                log.info("openclip:%s weights from %s (sha256 %s)", name, weights, self.weights_file["sha256"][:12])
+        self.model = model.to(self.device).eval()
+        self._preprocess = preprocess
+        self.dim = int(open_clip.get_model_config(name)["embed_dim"])
+        mean = (getattr(model.visual, "preprocess_cfg", None) or {}).get("mean", (0.48145466, 0.4578275, 0.40821073))
+        self.fill_rgb = tuple(int(round(255 * m)) for m in mean)
+        self.random_init = random_init
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        return self._preprocess(image)
+
+    def _autocast(self):
+        if self.amp and self.device.startswith("cuda"):
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    @torch.inference_mode()
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(self.device, non_blocking=True)
+        with self._autocast():
+            f = self.model.encode_image(x)
+        return f.float().cpu()
+
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = self._build_tokenizer()
+        return self._tokenizer
+
+    def _build_tokenizer(self):
+        import open_clip
+
+        cfg = open_clip.get_model_config(self.name)
+        text_cfg = cfg.get("text_cfg", {})
+        hf_name = text_cfg.get("hf_tokenizer_name")
+        needs_hf = bool(hf_name) or "siglip" in self.name.lower()
+        if not needs_hf:
+            if self.tokenizer_dir is not None:
+                log.warning("--tokenizer ignored: openclip:%s uses the BPE tokenizer bundled with open_clip", self.name)
+            return open_clip.get_tokenizer(self.name)
+        if self.tokenizer_dir is None:
+            raise WsovvisError(
+                f"model 'openclip:{self.name}' uses the HuggingFace tokenizer {hf_name or 'of ' + self.name!r}, "
+                "which is not bundled and cannot be downloaded here: pass --tokenizer DIR with a local copy "
+                "(tokenizer.json / tokenizer_config.json), and install `transformers`"
+            )
+        if not self.tokenizer_dir.is_dir():
+            raise WsovvisError(f"{self.tokenizer_dir}: --tokenizer directory does not exist")
+        try:
+            import transformers  # noqa: F401
+        except ImportError as e:
+            raise WsovvisError(
+                f"--tokenizer {self.tokenizer_dir}: reading a HuggingFace tokenizer needs the `transformers` "
+                "package, which is not installed (pip install transformers)"
+            ) from e
+        from open_clip.tokenizer import HFTokenizer
+
+        try:
+            return HFTokenizer(
+                str(self.tokenizer_dir),
+                context_length=text_cfg.get("context_length", 64),
+                tokenizer_mode=text_cfg.get("tokenizer_mode"),
+                local_files_only=True,
+                **text_cfg.get("tokenizer_kwargs", {}),
+            )
+        except (OSError, ValueError) as e:
+            raise WsovvisError(f"{self.tokenizer_dir}: not a usable tokenizer for openclip:{self.name}: {e}") from e
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        tok = self.tokenizer()
+        out = []
+        for i in range(0, len(texts), TEXT_CHUNK):
+            ids = tok(texts[i:i + TEXT_CHUNK]).to(self.device)
+            with self._autocast():
+                out.append(self.model.encode_text(ids).float().cpu())
+        return torch.cat(out) if out else torch.zeros(0, self.dim)
+
+    def fingerprint(self) -> dict:
+        if self.random_init:
+            return {"spec": self.spec, "random_init_seed": RANDOM_INIT_SEED}
+        return {"spec": self.spec, "weights_sha256": self.weights_file["sha256"]}
+
+
+@register_embedder("openclip")
+def build_openclip(name: str, *, weights=None, device="cpu", tokenizer=None, random_init=False, amp=None,
+                   known_fingerprint=None) -> OpenClipEmbedder:
+    return OpenClipEmbedder(name, weights=weights, device=device, tokenizer_dir=tokenizer, random_init=random_init,
+                            amp=amp, known_fingerprint=known_fingerprint)
