@@ -1,0 +1,122 @@
+"""``ModelConfig``: the typed schema of the ``model`` config node (``configs/model/*.yaml``).
+
+The training code composes it into the full Hydra schema; `wsovvis.modeling.build_model` accepts
+the full config (anything with a ``model`` attribute or key), a ``ModelConfig``, or a plain dict /
+DictConfig of the model node, and validates it against this schema (unknown keys and wrong types
+raise `WsovvisError` naming the key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from wsovvis.errors import WsovvisError
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "resnet50"  # a name of wsovvis.modeling.backbone.list_backbones()
+    weights: str | None = None  # backbone-only weights (torchvision .pth, detectron2 .pkl, DINOv2 .pth)
+    return_res2: bool = False
+    freeze_at: int = 2  # resnet50: 0 none, 1 stem, 2 stem + res2 (detectron2 FREEZE_AT)
+    freeze: bool = True  # dinov2: frozen ViT trunk
+    out_channels: int = 256  # dinov2: pseudo-FPN width
+    layers: list[int] | None = None  # dinov2: 4 block indices (default: last block of each quarter)
+    width: int = 16  # tiny_cnn: channels of res2 (x2 per stage)
+
+
+@dataclass
+class TransformerConfig:
+    d_model: int = 256
+    nheads: int = 8
+    dim_feedforward: int = 1024
+    dropout: float = 0.1
+    enc_layers: int = 6
+    dec_layers: int = 6
+    num_queries: int = 300
+    enc_n_points: int = 4
+    dec_n_points: int = 4
+
+
+@dataclass
+class MatcherConfig:
+    cost_class: float = 2.0
+    cost_bbox: float = 5.0
+    cost_giou: float = 2.0
+
+
+@dataclass
+class LossConfig:
+    class_weight: float = 2.0
+    bbox_weight: float = 5.0
+    giou_weight: float = 2.0
+    mask_weight: float = 2.0
+    dice_weight: float = 5.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    aux_loss: bool = True
+
+
+@dataclass
+class InferenceConfig:
+    test_size: int = 360  # shortest edge (480 for Swin-L in VNext)
+    max_size: int = 1333
+    top_k: int = 10  # queries kept per clip
+    multi_cls: bool = True
+    cls_threshold: float = 0.05
+    mask_threshold: float = 0.5
+    clip_length: int = 20  # frames per forward pass (>= video length: whole video at once)
+    clip_overlap: int = 5  # frames shared by consecutive clips (used to stitch queries)
+    max_tracks: int = 120
+    match_threshold: float = 0.01
+
+
+@dataclass
+class ModelConfig:
+    name: str = "seqformer"
+    num_classes: int = 40
+    weights: str | None = None  # full model checkpoint (ours, original SeqFormer or VNext)
+    pixel_mean: list[float] = field(default_factory=lambda: [123.675, 116.28, 103.53])
+    pixel_std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
+    msda_impl: str = "auto"  # auto | grid_sample | embedding_bag
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    matcher: MatcherConfig = field(default_factory=MatcherConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+
+
+def _model_node(cfg: Any) -> Any:
+    if isinstance(cfg, ModelConfig):
+        return cfg
+    if hasattr(cfg, "model") and not isinstance(cfg, dict):
+        return cfg.model
+    try:
+        if "model" in cfg and not isinstance(cfg["model"], str):
+            return cfg["model"]
+    except TypeError:
+        pass
+    return cfg
+
+
+def to_model_config(cfg: Any) -> ModelConfig:
+    """Full config / model node (dataclass, dict, DictConfig) -> validated `ModelConfig`."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    node = _model_node(cfg)
+    if isinstance(node, ModelConfig):
+        return node
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), node)
+        out = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None)
+        where = f" (key model.{key})" if key else ""
+        raise WsovvisError(f"model config: {str(e).splitlines()[0]}{where}") from e
+    except (ValueError, TypeError) as e:
+        raise WsovvisError(f"model config: {e}") from e
+    if not isinstance(out, ModelConfig):
+        raise WsovvisError(f"model config: expected a mapping for the model node, got {type(node).__name__}")
+    return out
