@@ -147,10 +147,11 @@ class EmbeddingCache:
         """Write ``meta``; refuse to mix with a cache made with different settings unless ``overwrite``."""
         self.root.mkdir(parents=True, exist_ok=True)
         meta_path = self.root / META_NAME
-        has_feats = self.index_path.exists() or any(_FEAT_RE.match(p.name) for p in self.root.iterdir())
+        # A cache without any embedding (e.g. a first run that stopped on bad input) has nothing to mix with.
+        has_feats = any(_FEAT_RE.match(p.name) for p in self.root.iterdir())
         if overwrite:
             self.clear()
-        elif meta_path.exists():
+        elif meta_path.exists() and has_feats:
             old = read_json(meta_path, "embedding cache meta")
             diff = [k for k in COMPARED_META if old.get(k) != meta.get(k)]
             if diff:

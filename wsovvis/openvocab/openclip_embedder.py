@@ -38,6 +38,50 @@ def _quiet_open_clip():
         root.setLevel(level)
 
 
+def make_tokenizer(name: str, tokenizer_dir: str | os.PathLike | None = None):
+    """The text tokenizer of open_clip model ``name``, never from the hub.
+
+    CLIP models bundle their BPE vocabulary; SigLIP models use a HuggingFace tokenizer, which is read
+    from ``tokenizer_dir`` (local files only) and needs the ``transformers`` package.
+    """
+    import open_clip
+
+    text_cfg = open_clip.get_model_config(name).get("text_cfg", {})
+    hf_name = text_cfg.get("hf_tokenizer_name")
+    if not hf_name and "siglip" not in name.lower():
+        if tokenizer_dir is not None:
+            log.warning("--tokenizer ignored: openclip:%s uses the BPE tokenizer bundled with open_clip", name)
+        return open_clip.get_tokenizer(name)
+    if tokenizer_dir is None:
+        raise WsovvisError(
+            f"model 'openclip:{name}' uses the HuggingFace tokenizer {hf_name or 'of ' + name!r}, which is not "
+            "bundled and cannot be downloaded here: pass --tokenizer DIR with a local copy "
+            "(tokenizer.json / tokenizer_config.json) and install `transformers`"
+        )
+    tokenizer_dir = Path(tokenizer_dir)
+    if not tokenizer_dir.is_dir():
+        raise WsovvisError(f"{tokenizer_dir}: --tokenizer directory does not exist")
+    try:
+        import transformers  # noqa: F401
+    except ImportError as e:
+        raise WsovvisError(
+            f"--tokenizer {tokenizer_dir}: reading a HuggingFace tokenizer needs the `transformers` package, "
+            "which is not installed (pip install transformers)"
+        ) from e
+    from open_clip.tokenizer import HFTokenizer
+
+    try:
+        return HFTokenizer(
+            str(tokenizer_dir),
+            context_length=text_cfg.get("context_length", 64),
+            tokenizer_mode=text_cfg.get("tokenizer_mode"),
+            local_files_only=True,
+            **text_cfg.get("tokenizer_kwargs", {}),
+        )
+    except (OSError, ValueError) as e:
+        raise WsovvisError(f"{tokenizer_dir}: not a usable tokenizer for openclip:{name}: {e}") from e
+
+
 class OpenClipEmbedder(Embedder):
     """An open_clip model in eval mode.
 
@@ -124,47 +168,8 @@ class OpenClipEmbedder(Embedder):
 
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = self._build_tokenizer()
+            self._tokenizer = make_tokenizer(self.name, self.tokenizer_dir)
         return self._tokenizer
-
-    def _build_tokenizer(self):
-        import open_clip
-
-        cfg = open_clip.get_model_config(self.name)
-        text_cfg = cfg.get("text_cfg", {})
-        hf_name = text_cfg.get("hf_tokenizer_name")
-        needs_hf = bool(hf_name) or "siglip" in self.name.lower()
-        if not needs_hf:
-            if self.tokenizer_dir is not None:
-                log.warning("--tokenizer ignored: openclip:%s uses the BPE tokenizer bundled with open_clip", self.name)
-            return open_clip.get_tokenizer(self.name)
-        if self.tokenizer_dir is None:
-            raise WsovvisError(
-                f"model 'openclip:{self.name}' uses the HuggingFace tokenizer {hf_name or 'of ' + self.name!r}, "
-                "which is not bundled and cannot be downloaded here: pass --tokenizer DIR with a local copy "
-                "(tokenizer.json / tokenizer_config.json), and install `transformers`"
-            )
-        if not self.tokenizer_dir.is_dir():
-            raise WsovvisError(f"{self.tokenizer_dir}: --tokenizer directory does not exist")
-        try:
-            import transformers  # noqa: F401
-        except ImportError as e:
-            raise WsovvisError(
-                f"--tokenizer {self.tokenizer_dir}: reading a HuggingFace tokenizer needs the `transformers` "
-                "package, which is not installed (pip install transformers)"
-            ) from e
-        from open_clip.tokenizer import HFTokenizer
-
-        try:
-            return HFTokenizer(
-                str(self.tokenizer_dir),
-                context_length=text_cfg.get("context_length", 64),
-                tokenizer_mode=text_cfg.get("tokenizer_mode"),
-                local_files_only=True,
-                **text_cfg.get("tokenizer_kwargs", {}),
-            )
-        except (OSError, ValueError) as e:
-            raise WsovvisError(f"{self.tokenizer_dir}: not a usable tokenizer for openclip:{self.name}: {e}") from e
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Open-vocabulary tests."""
