@@ -1,0 +1,320 @@
+"""The training entry point: ``train_seqformer_pseudo.py [group=option ...] with FILE.yaml key=value -F DIR -c no``.
+
+`main(argv)` is also the Python-callable entry (the demo calls it). Steps:
+
+1. ``group=option`` tokens go to Hydra's compose API over ``configs/`` (`wsovvis.engine.compose`);
+   the rest is Sacred's command line (``with`` files and updates, ``-F``, ``-c``, ``print_config``...).
+2. The composed config, completed with every schema default, becomes Sacred's config; ``with``
+   updates are checked key by key (unknown key -> the closest valid one), ``d2_opts`` are mapped
+   and the result is validated (`wsovvis.engine.config`) before anything is created.
+3. Only global rank 0 attaches the file observer, which creates the run directory once
+   (``<-F dir>/<n>``, or the resumed one); it saves ``config.yaml`` and ``provenance.json``.
+4. ``num_gpus=N`` spawns local ranks 1..N-1 (this process is local rank 0); under ``torchrun``
+   each process is one rank. Every rank gets the run directory and resolved config from rank 0.
+
+Exit codes: 0 done, 2 bad input (``error: <message>``), 1 any other failure (traceback printed
+and written to ``<run>/traceback.txt``), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from wsovvis.engine import distributed as du
+from wsovvis.engine.compose import (
+    apply_d2_opts,
+    check_update_keys,
+    compose,
+    config_groups,
+    deep_merge,
+    diff_configs,
+    parse_updates,
+    split_argv,
+)
+from wsovvis.engine.config import build_train_config, train_config_dict
+from wsovvis.errors import WsovvisError
+from wsovvis.utils.logging import get_logger, setup_logging
+
+log = get_logger(__name__)
+
+EXPERIMENT_NAME = "wsovvis_seqformer"
+PROG = "train_seqformer_pseudo.py"
+
+
+class RankFailure(RuntimeError):
+    """Another rank failed first; its traceback is in the run directory."""
+
+
+def _plain(x: Any) -> Any:
+    """Sacred's read-only containers -> plain dicts/lists."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _device_and_backend(cfg, local_rank: int):
+    import torch
+
+    want = cfg.device
+    if want == "cuda" and not torch.cuda.is_available():
+        raise WsovvisError("config: device=cuda but CUDA is not available (use device=cpu or device=auto)")
+    if want == "cuda" or (want == "auto" and torch.cuda.is_available()):
+        if local_rank >= torch.cuda.device_count():
+            raise WsovvisError(f"config: local rank {local_rank} needs GPU {local_rank} but only "
+                               f"{torch.cuda.device_count()} are visible (num_gpus={cfg.num_gpus})")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank), "nccl"
+    return torch.device("cpu"), "gloo"
+
+
+def run_rank(info: du.DistInfo, resolved: dict, run_dir: str | None, sacred_run: Any, builder: Callable | None):
+    """Body of every rank: join the group, receive run directory + config from rank 0, train."""
+    import torch
+
+    from wsovvis.engine import trainer
+
+    cfg = build_train_config(resolved)
+    device, backend = _device_and_backend(cfg, info.local_rank)
+    info.backend, info.timeout_s = backend, cfg.dist_timeout_s
+    try:
+        du.init_group(info)
+        run_dir, resolved = du.broadcast_object((run_dir, resolved))
+        cfg = build_train_config(resolved)
+        if device.type == "cpu" and info.local_world_size > 1:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.local_world_size))
+        ctx = trainer.Context(device=device, run_dir=Path(run_dir), config=resolved,
+                              sacred_run=sacred_run if info.rank == 0 else None,
+                              builder=builder or trainer.default_builder)
+        return trainer.run(cfg, ctx)
+    except BaseException as e:
+        if not isinstance(e, KeyboardInterrupt) or info.rank != 0:
+            du.write_rank_traceback(run_dir, info.rank, du.format_exception(e))
+        raise
+    finally:
+        du.destroy_group()
+
+
+def _spawned_rank(info: du.DistInfo, resolved: dict, run_dir: str, parent_pid: int, builder) -> None:
+    setup_logging()
+    du.ParentWatchdog(parent_pid).start()
+    try:
+        run_rank(info, resolved, run_dir, None, builder)
+    except BaseException as e:
+        print(f"[wsovvis] rank {info.rank} failed:\n{du.format_exception(e)}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # Skip interpreter teardown: a peer may be gone, and joining its sockets could block.
+        os._exit(1)
+
+
+def launch_workers(cfg, resolved: dict, run_dir: str | None, sacred_run: Any, builder: Callable | None) -> dict:
+    env = du.torchrun_env()
+    if env is not None:
+        return run_rank(env, resolved, run_dir, sacred_run, builder)
+    if cfg.world_size == 1:
+        return run_rank(du.DistInfo(), resolved, run_dir, sacred_run, builder)
+    if cfg.dist_url == "auto":
+        if cfg.num_machines > 1:
+            raise WsovvisError("config: num_machines > 1 needs dist_url=tcp://<rank-0 host>:<port>")
+        url = f"tcp://127.0.0.1:{du.free_port()}"
+    else:
+        url = cfg.dist_url
+    base = cfg.machine_rank * cfg.num_gpus
+
+    def info(local: int) -> du.DistInfo:
+        return du.DistInfo(rank=base + local, world_size=cfg.world_size, local_rank=local,
+                           local_world_size=cfg.num_gpus, init_method=url)
+
+    ctx = mp.get_context("spawn")
+    procs = {}
+    for local in range(1, cfg.num_gpus):
+        p = ctx.Process(target=_spawned_rank, args=(info(local), resolved, run_dir, os.getpid(), builder),
+                        name=f"wsovvis-rank{base + local}")
+        p.start()
+        procs[base + local] = p
+
+    def hard_exit(rank: int, code: int) -> None:
+        if sacred_run is not None:
+            for obs in sacred_run.observers:
+                try:
+                    obs.failed_event(fail_time=_utcnow(), fail_trace=[f"rank {rank} exited with code {code}\n"])
+                except Exception:
+                    pass
+
+    watchdog = du.ChildWatchdog(procs, Path(run_dir) if run_dir else None, on_hard_exit=hard_exit)
+    watchdog.start()
+    try:
+        result = run_rank(info(0), resolved, run_dir, sacred_run, builder)
+    except BaseException as e:
+        failed = _first_child_failure(procs, watchdog)
+        watchdog.stop()
+        du.terminate(procs.values())
+        if failed is not None:
+            rank, code, when = failed
+            if run_dir and not (Path(run_dir) / f"traceback.rank{rank}.txt").exists():
+                du.write_rank_traceback(run_dir, rank, f"rank {rank} exited with code {code} without a traceback "
+                                                      "(killed by a signal or a hard exit, e.g. out of memory)\n")
+            raise RankFailure(f"rank {rank} failed (exit code {code}); every rank was stopped"
+                              + (f"; root traceback in {Path(run_dir) / 'traceback.txt'}" if run_dir else "")) from e
+        raise
+    watchdog.stop()
+    deadline = time.time() + 60
+    for p in procs.values():
+        p.join(max(0.0, deadline - time.time()))
+    bad = [(r, p.exitcode) for r, p in procs.items() if p.exitcode != 0]
+    du.terminate(procs.values())
+    if bad:
+        raise RankFailure(f"ranks finished with errors: {bad}")
+    return result
+
+
+def _first_child_failure(procs: dict, watchdog: du.ChildWatchdog, wait_s: float = 5.0):
+    """The failed child, if any; waits briefly because a child's death may surface first on rank 0."""
+    deadline = time.time() + wait_s
+    while True:
+        if watchdog.failed is not None:
+            return (*watchdog.failed, time.time())
+        dead = [(r, p.exitcode) for r, p in procs.items() if p.exitcode not in (None, 0)]
+        if dead:
+            return (*dead[0], time.time())
+        if time.time() > deadline:
+            return None
+        time.sleep(0.1)
+
+
+def _utcnow():
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def _experiment():
+    from sacred import SETTINGS, Experiment
+
+    # "sys" capture keeps tqdm and spawned ranks working; -c no disables capturing.
+    SETTINGS.CAPTURE_MODE = "sys"
+    SETTINGS.DISCOVER_SOURCES = "none"
+    SETTINGS.DISCOVER_DEPENDENCIES = "none"
+    ex = Experiment(EXPERIMENT_NAME, save_git_info=False, interactive=True)
+    from sacred.utils import apply_backspaces_and_linefeeds
+
+    ex.captured_out_filter = apply_backspaces_and_linefeeds
+    return ex
+
+
+def _sacred_main(config: dict, sacred_run: Any, state: dict) -> dict:
+    from wsovvis.engine.run_dir import make_run_dir, save_provenance
+
+    resolved_in = apply_d2_opts(_plain(config))
+    cfg = build_train_config(resolved_in)
+    resolved = train_config_dict(cfg)
+    observer = state["observer"]
+    run_dir = None
+    if state["global_rank"] == 0:
+        if observer is not None:
+            run_dir = Path(observer.dir).resolve()
+        elif state["resume_dir"] is not None:
+            run_dir = Path(state["resume_dir"]).resolve()
+        else:
+            run_dir = make_run_dir(state["base_dir"]).resolve()
+        saved = run_dir / "config.yaml"
+        if saved.is_file():
+            import yaml
+
+            old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+            diffs = diff_configs(old, resolved, ignore=("resume", "eval_only", "d2_opts"))
+            if diffs:
+                log.warning("%s: config differs from the saved one:\n  %s", saved, "\n  ".join(diffs))
+        save_provenance(run_dir, resolved, state["argv"], state["hydra_overrides"], cfg.world_size,
+                        extra={"prog": state["prog"], "resumed": bool(cfg.resume), "eval_only": cfg.eval_only})
+        log.info("run directory: %s", run_dir)
+    try:
+        return launch_workers(cfg, resolved, str(run_dir) if run_dir else None, sacred_run, state["builder"])
+    except BaseException as e:
+        if run_dir is not None:
+            if not isinstance(e, RankFailure) and not list(run_dir.glob("traceback.rank*.txt")):
+                du.write_rank_traceback(run_dir, 0, du.format_exception(e))
+            path = du.write_root_traceback(run_dir)
+            if path:
+                log.error("traceback written to %s", path)
+        raise
+
+
+def prepare(argv: Sequence[str], prog: str = PROG, builder: Callable | None = None):
+    """Parse and validate everything that can be checked before a run starts.
+
+    Returns ``(experiment, command, updates, options, state)``; raises `WsovvisError` on bad input.
+    """
+    from docopt import DocoptExit, docopt
+
+    from wsovvis.engine.run_dir import RunDirObserver, find_resume_dir
+
+    argv = list(argv)
+    split = split_argv(argv, config_groups())
+    ex = _experiment()
+    _, usage, internal_usage = ex.get_usage(program_name=prog)
+    try:
+        args = docopt(internal_usage, split.sacred_argv, default_help=False)
+    except DocoptExit as e:
+        raise WsovvisError(f"command line: cannot parse {' '.join(split.sacred_argv)!r}\n{e}") from e
+    updates, file_overrides = parse_updates(list(args["UPDATE"]))
+    overrides = file_overrides + split.hydra_overrides
+    base = compose(overrides)
+    where = f"composed config ({' '.join(overrides) or 'defaults'})"
+    full = train_config_dict(build_train_config(base, where=where))
+    check_update_keys(full, updates, where="config update (with ...)")
+    cfg = build_train_config(apply_d2_opts(deep_merge(copy.deepcopy(full), updates)), where="config")
+    env = du.torchrun_env()
+    global_rank = env.rank if env is not None else cfg.machine_rank * cfg.num_gpus
+    base_dir = args.get("--file_storage") or cfg.output_root
+    args["--file_storage"] = None  # our observer replaces Sacred's plain -F observer
+    resume_dir = find_resume_dir(base_dir, cfg.resume) if (cfg.resume and global_rank == 0) else None
+    observer = None
+    if global_rank == 0 and not args.get("--unobserved"):
+        observer = RunDirObserver(base_dir, resume_dir=resume_dir)
+        ex.observers.append(observer)
+    ex.add_config(full)
+    state = {"observer": observer, "global_rank": global_rank, "base_dir": base_dir, "resume_dir": resume_dir,
+             "argv": argv, "hydra_overrides": overrides, "builder": builder, "prog": prog, "usage": usage,
+             "help": bool(args.get("help") or args.get("--help"))}
+
+    @ex.main
+    def wsovvis_train(_config, _run):
+        return _sacred_main(_config, _run, state)
+
+    return ex, args.get("COMMAND") or "wsovvis_train", updates, args, state
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG, builder: Callable | None = None) -> int:
+    """Run the training command line; returns the exit code."""
+    setup_logging()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        ex, command, updates, options, state = prepare(argv, prog, builder)
+        if state["help"]:
+            print(state["usage"])
+            return 0
+        ex.run(command, config_updates=updates, options=options)
+        return 0
+    except WsovvisError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        from sacred.utils import SacredError
+
+        if isinstance(e, SacredError):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(du.format_exception(e), file=sys.stderr)
+        return 1
