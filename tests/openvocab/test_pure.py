@@ -196,3 +196,21 @@ def test_seg_to_rle_polygon_and_area():
     poly = [[1, 1, 5, 1, 5, 4, 1, 4]]
     rle = sources.seg_to_rle(poly, 8, 8)
     assert list(rle["size"]) == [8, 8] and sources.seg_area(poly, 8, 8) > 0
+
+
+def test_text_embeddings_cache_and_model_mismatch(tmp_path):
+    from wsovvis.openvocab.vocab import text_embeddings
+
+    emb = ColorHistEmbedder()
+    calls = []
+
+    def build():
+        calls.append(1)
+        return emb
+
+    a = text_embeddings(emb.fingerprint(), ["red", "blue"], ("a {} object",), tmp_path, build)
+    b = text_embeddings(emb.fingerprint(), ["red", "blue"], ("a {} object",), tmp_path, build)
+    assert len(calls) == 1 and np.array_equal(a, b) and a.shape == (2, 36)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1)
+    with pytest.raises(WsovvisError, match="is not the one that made the image embeddings"):
+        text_embeddings({"spec": "openclip:ViT-B-32", "weights_sha256": "00"}, ["red"], ("{}",), tmp_path, build)
