@@ -127,3 +127,35 @@ def test_write_ids_formats(tmp_path):
         masks.encode_ids_png(np.array([[70000]]))
     with pytest.raises(ValueError, match="non-negative"):
         masks.encode_ids_png(np.array([[-1]]))
+
+
+def test_encode_id_stack_matches_pycocotools_over_frames():
+    rng = np.random.default_rng(4)
+    for trial in range(40):
+        t, h, w = rng.integers(1, 5), *rng.integers(1, 20, size=2)
+        n_ids = 60 if trial % 5 == 0 else int(rng.integers(1, 6))  # > 32 ids takes the argsort path
+        stack = rng.integers(0, n_ids, size=(t, h, w))
+        stack = np.where(rng.random((t, h, w)) < 0.5, 0, stack).astype(np.uint16)
+        for f, items in enumerate(rle.encode_id_stack(stack)):
+            ids = sorted(set(np.unique(stack[f]).tolist()) - {0})
+            assert [i[0] for i in items] == ids
+            ref = rle.encode_stack(np.stack([stack[f] == i for i in ids])) if ids else []
+            assert [i[1] for i in items] == ref
+            assert [i[2] for i in items] == [int((stack[f] == i).sum()) for i in ids]
+            assert [i[3] for i in items] == [rle.mask_bbox(stack[f] == i) for i in ids]
+
+
+def test_encode_id_stack_long_counts_and_empty_frames():
+    # counts above 2^15 need 4+ characters and negative deltas; one frame has no object at all
+    stack = np.zeros((3, 300, 400), np.uint8)
+    stack[0, -1, -1] = 1
+    stack[0, 0, 0] = 1
+    stack[2, :, 1:] = 7
+    stack[2, 5, 7] = 0
+    out = rle.encode_id_stack(stack)
+    assert out[1] == []
+    for f, tid in ((0, 1), (2, 7)):
+        [(got_id, got, area, box)] = out[f]
+        m = stack[f] == tid
+        assert got_id == tid and got == rle.encode(m) and area == int(m.sum()) and box == rle.mask_bbox(m)
+    assert rle.encode_id_stack(np.zeros((2, 0, 5), np.uint8)) == [[], []]

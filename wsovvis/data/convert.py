@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import struct
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
@@ -33,6 +35,7 @@ from wsovvis.utils.logging import get_logger
 log = get_logger(__name__)
 
 FRAME_EXTS = (".jpg", ".jpeg", ".png")
+CHUNK_PIXELS = 4_000_000  # id maps encoded together: few numpy calls per frame, bounded memory
 NAMING_PREFIX, NAMING_PLAIN = "mask_<stem>.png", "<stem>.png"
 SKIP_REASONS = {
     "skip_list": "named in --skip_list",
@@ -94,13 +97,50 @@ def _match_masks(name: str, frames: list[str], mask_dir: Path) -> dict:
     return {"masks": found, "naming": next(iter(used), None)}
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) of a JPEG or PNG from its header; PIL for anything else.
+
+    Reading every frame's size with PIL costs more than decoding a small mask PNG, so the two
+    common formats are parsed directly (PNG: IHDR; JPEG: the first SOFn segment).
+    """
+    with open(path, "rb") as f:
+        head = f.read(24)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            w, h = struct.unpack(">II", head[16:24])
+            return h, w
+        if head[:2] == b"\xff\xd8":
+            f.seek(2)
+            while True:
+                marker = f.read(2)
+                if len(marker) < 2 or marker[0] != 0xFF:
+                    break
+                code = marker[1]
+                if code in (0xD8, 0x01) or 0xD0 <= code <= 0xD7:
+                    continue  # markers without a length
+                seg = f.read(2)
+                if len(seg) < 2:
+                    break
+                length = struct.unpack(">H", seg)[0]
+                if code in _SOF_MARKERS:
+                    data = f.read(5)
+                    if len(data) == 5:
+                        h, w = struct.unpack(">HH", data[1:5])
+                        return h, w
+                    break
+                f.seek(length - 2, os.SEEK_CUR)
+    with Image.open(path) as im:
+        return im.height, im.width
+
+
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
 def _frame_sizes(img_dir: Path, frames: list[str]) -> list[tuple[int, int]] | dict:
     sizes = []
     for f in frames:
         try:
-            with Image.open(img_dir / f) as im:
-                sizes.append((im.height, im.width))
-        except (UnidentifiedImageError, OSError) as e:
+            sizes.append(image_size(img_dir / f))
+        except (UnidentifiedImageError, OSError, struct.error) as e:
             return _skip(img_dir.name, "unreadable_frame", f"{img_dir / f}: cannot open image ({e})")
     return sizes
 
@@ -141,24 +181,28 @@ def convert_video(name: str, opts: ConvertOptions) -> dict:
     length = len(frames)
     tracks: dict[int, dict] = {}
     formats: dict[str, str] = {}
-    for t in sorted(found):
-        path = found[t]
-        try:
-            ids, fmt, reason = mask_io.decode_ids(path, opts.id_format, opts.ignore_value)
-        except WsovvisError as e:
-            return _skip(name, "unreadable_png", str(e))
-        formats.setdefault(fmt, reason)
-        if ids.shape != (h, w):
-            return _skip(name, "size_mismatch", f"{path} is {ids.shape[1]}x{ids.shape[0]} but frame "
-                         f"{img_dir / frames[t]} is {w}x{h} (WxH)")
-        track_ids, rles = rle_utils.encode_id_map(ids)
-        areas, boxes = rle_utils.areas_and_boxes(rles)
-        for tid, r, a, b in zip(track_ids, rles, areas, boxes):
-            tr = tracks.get(tid)
-            if tr is None:
-                tr = tracks[tid] = {"track_id": tid, "segmentations": [None] * length,
-                                    "bboxes": [None] * length, "areas": [None] * length}
-            tr["segmentations"][t], tr["bboxes"][t], tr["areas"][t] = r, b, a
+    todo = sorted(found)
+    chunk = max(1, CHUNK_PIXELS // (h * w))
+    for c in range(0, len(todo), chunk):
+        part, maps = todo[c:c + chunk], []
+        for t in part:
+            try:
+                ids, fmt, reason = mask_io.decode_ids(found[t], opts.id_format, opts.ignore_value)
+            except WsovvisError as e:
+                return _skip(name, "unreadable_png", str(e))
+            formats.setdefault(fmt, reason)
+            if ids.shape != (h, w):
+                return _skip(name, "size_mismatch", f"{found[t]} is {ids.shape[1]}x{ids.shape[0]} but frame "
+                             f"{img_dir / frames[t]} is {w}x{h} (WxH)")
+            maps.append(ids)
+        stack = maps[0][None] if len(maps) == 1 else np.stack(maps)  # one big frame: a view, no copy
+        for t, items in zip(part, rle_utils.encode_id_stack(stack)):
+            for tid, r, a, b in items:
+                tr = tracks.get(tid)
+                if tr is None:
+                    tr = tracks[tid] = {"track_id": tid, "segmentations": [None] * length,
+                                        "bboxes": [None] * length, "areas": [None] * length}
+                tr["segmentations"][t], tr["bboxes"][t], tr["areas"][t] = r, b, a
     video = {"name": name, "file_names": [f"{name}/{f}" for f in frames], "height": h, "width": w, "length": length}
     return {"name": name, "video": video, "tracks": [tracks[k] for k in sorted(tracks)],
             "naming": matched["naming"], "formats": formats, "num_masks": len(found)}

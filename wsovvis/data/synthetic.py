@@ -140,20 +140,33 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     return np.array([(v, w, p), (q, v, p), (p, v, w), (p, q, v), (w, p, v), (v, p, q)][i])
 
 
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float, channels: int = 1) -> np.ndarray:
+    """Noise ``[h, w, channels]`` in -1..1 with features about ``cell`` pixels wide.
+
+    Drawn on a coarse grid and upsampled (bicubic), which costs far less than a wide Gaussian
+    filter at full resolution.
+    """
+    gh, gw = max(2, math.ceil(h / cell) + 2), max(2, math.ceil(w / cell) + 2)
+    out = np.empty((h, w, channels), dtype=np.float32)
+    for c in range(channels):
+        coarse = gaussian_filter(rng.standard_normal((gh, gw)), sigma=0.8).astype(np.float32)
+        up = Image.fromarray(coarse, mode="F").resize((int(gw * cell), int(gh * cell)), Image.BICUBIC)
+        out[..., c] = np.asarray(up)[:h, :w]
+    return out / (np.abs(out).max() + 1e-8)
+
+
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """Desaturated low-contrast texture ``[h, w, 3]`` in 0..1: smooth blobs, grain and faint stripes."""
     grey = rng.uniform(0.35, 0.6)
     tint = rng.uniform(-0.05, 0.05, size=3)
-    blobs = gaussian_filter(rng.standard_normal((h, w)), sigma=max(h, w) / 12)
-    blobs /= np.abs(blobs).max() + 1e-8
+    blobs = _smooth_noise(rng, h, w, max(h, w) / 6)[..., 0]
     grain = gaussian_filter(rng.standard_normal((h, w)), sigma=1.0)
     grain /= np.abs(grain).max() + 1e-8
     yy, xx = np.mgrid[0:h, 0:w]
     theta = rng.uniform(0, math.pi)
     stripes = np.sin((xx * math.cos(theta) + yy * math.sin(theta)) * 2 * math.pi / rng.uniform(10, 24))
     lum = grey + 0.12 * blobs + 0.05 * grain + 0.03 * stripes
-    hue = gaussian_filter(rng.standard_normal((h, w, 3)), sigma=(max(h, w) / 8, max(h, w) / 8, 0))
-    hue /= np.abs(hue).max() + 1e-8
+    hue = _smooth_noise(rng, h, w, max(h, w) / 4, channels=3)
     return np.clip(lum[..., None] + tint + 0.03 * hue, 0, 1)
 
 

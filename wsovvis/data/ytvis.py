@@ -182,8 +182,12 @@ def _check_area(p: str, v: Any, problems: list[Problem]) -> None:
         problems.append(Problem(p, f"must be null or a non-negative number, got {v!r}"))
 
 
+_NUM_TYPES = {int, float}
+
+
 def _check_box(p: str, v: Any, problems: list[Problem]) -> None:
-    if not (isinstance(v, list) and len(v) == 4 and all(_is_num(c) for c in v)):
+    # set of element types: fast on the millions of boxes of a large dataset, and rejects bools
+    if not (isinstance(v, list) and len(v) == 4 and {type(c) for c in v} <= _NUM_TYPES):
         problems.append(Problem(p, f"must be null or [x, y, w, h], got {v!r}"))
 
 
