@@ -224,6 +224,7 @@ def run_plan(
             bar.set_postfix(done=stats.written, skipped=len(stats.skipped), refresh=False)
         if buffered:
             encode(buffered)
+        bar.set_postfix(done=stats.written, skipped=len(stats.skipped))
     stats.wall_s = time.perf_counter() - t_start
     return stats
 

@@ -33,12 +33,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_crop_arguments(parser: argparse.ArgumentParser) -> None:
+    """Crop settings and the run options (batch, workers, overwrite, progress) of an embedding job."""
     g = parser.add_argument_group("crops")
     g.add_argument("--pad_ratio", type=float, default=0.1, help="context around the mask box, per side (0.1)")
     g.add_argument("--bg_alpha", type=float, default=0.3,
                    help="share of the background kept outside the mask; the rest is the model's mean colour (0.3)")
     g.add_argument("--topk_frames", type=int, default=0,
                    help="embed only the k largest-area frames of each tube (0 = all frames)")
+    g = parser.add_argument_group("run")
     g.add_argument("--batch_size", type=int, default=32, help="crops per encoder batch (32)")
     g.add_argument("--num_workers", type=int, default=2, help="frame reading/cropping worker processes (2)")
     g.add_argument("--overwrite", action="store_true",

@@ -141,6 +141,8 @@ def main(args: argparse.Namespace) -> int:
             if "orig_category_id" not in b and "category_id" in a:
                 b["orig_category_id"] = a["category_id"]
             b["category_id"] = vocab.ids[k]
+            if "score" in a:  # the tube's own (objectness) score; `score` becomes the class confidence
+                b["tube_score"] = a["score"]
             b["score"] = p
             b["label_rank"] = rank
             out_anns.append(b)
