@@ -74,6 +74,7 @@ def _match_masks(name: str, frames: list[str], mask_dir: Path) -> dict:
     """Map frame index -> mask path and name the naming pattern, or return a skip record."""
     pngs = sorted(e.name for e in os.scandir(mask_dir) if e.is_file() and e.name.lower().endswith(".png"))
     stem_to_index = {os.path.splitext(f)[0]: i for i, f in enumerate(frames)}
+    folder = str(mask_dir)
     found: dict[int, str] = {}
     used: Counter = Counter()
     orphans = []
@@ -87,7 +88,7 @@ def _match_masks(name: str, frames: list[str], mask_dir: Path) -> dict:
             orphans.append(png)
             continue
         used[pattern] += 1
-        found[idx] = str(mask_dir / png)
+        found[idx] = os.path.join(folder, png)
     if orphans:
         shown = ", ".join(orphans[:5]) + (f" and {len(orphans) - 5} more" if len(orphans) > 5 else "")
         return _skip(name, "mask_without_frame", f"{len(orphans)} mask PNG(s) in {mask_dir} with no frame: {shown}")
@@ -103,31 +104,33 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     Reading every frame's size with PIL costs more than decoding a small mask PNG, so the two
     common formats are parsed directly (PNG: IHDR; JPEG: the first SOFn segment).
     """
-    with open(path, "rb") as f:
-        head = f.read(24)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        head = os.read(fd, 8192)
         if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
             w, h = struct.unpack(">II", head[16:24])
             return h, w
         if head[:2] == b"\xff\xd8":
-            f.seek(2)
+            pos = 2
             while True:
-                marker = f.read(2)
-                if len(marker) < 2 or marker[0] != 0xFF:
+                if pos + 9 > len(head):  # a big EXIF block: read on
+                    more = os.read(fd, max(65536, pos + 9 - len(head)))
+                    if not more:
+                        break
+                    head += more
+                    continue
+                if head[pos] != 0xFF:
                     break
-                code = marker[1]
-                if code in (0xD8, 0x01) or 0xD0 <= code <= 0xD7:
-                    continue  # markers without a length
-                seg = f.read(2)
-                if len(seg) < 2:
-                    break
-                length = struct.unpack(">H", seg)[0]
+                code = head[pos + 1]
+                if code in (0xD8, 0x01, 0xFF) or 0xD0 <= code <= 0xD7:
+                    pos += 1 if code == 0xFF else 2  # fill bytes and markers without a length
+                    continue
                 if code in _SOF_MARKERS:
-                    data = f.read(5)
-                    if len(data) == 5:
-                        h, w = struct.unpack(">HH", data[1:5])
-                        return h, w
-                    break
-                f.seek(length - 2, os.SEEK_CUR)
+                    h, w = struct.unpack(">HH", head[pos + 5:pos + 9])
+                    return h, w
+                pos += 2 + int.from_bytes(head[pos + 2:pos + 4], "big")
+    finally:
+        os.close(fd)
     with Image.open(path) as im:
         return im.height, im.width
 
@@ -136,10 +139,10 @@ _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD
 
 
 def _frame_sizes(img_dir: Path, frames: list[str]) -> list[tuple[int, int]] | dict:
-    sizes = []
+    sizes, folder = [], str(img_dir)
     for f in frames:
         try:
-            sizes.append(image_size(img_dir / f))
+            sizes.append(image_size(os.path.join(folder, f)))
         except (UnidentifiedImageError, OSError, struct.error) as e:
             return _skip(img_dir.name, "unreadable_frame", f"{img_dir / f}: cannot open image ({e})")
     return sizes
@@ -335,7 +338,7 @@ def convert(
         "categories": [{"id": category_id, "name": category_name, "supercategory": category_name}],
         "annotations": annotations,
     }
-    ytvis.write(data, out_json)
+    ytvis.write(data, out_json, check=False)  # built valid here; the tests validate it
     return report
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import zlib
 from pathlib import Path
 
@@ -59,6 +60,68 @@ def read_ids_with_format(
     return ids.astype(np.int32, copy=False), fmt
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_FAST_MODES = {(8, 3): ("P", np.uint8), (8, 0): ("L", np.uint8), (16, 0): ("I;16", np.dtype(">u2"))}
+
+
+def _read_plain_png(path: str | os.PathLike) -> tuple[np.ndarray, str] | None:
+    """Fast path for the common id PNG: 8-bit palette/gray or 16-bit gray, not interlaced, every row
+    stored with filter type 0 (what PIL and DAVIS/VideoCutLER tools write for palette PNGs).
+
+    Such a PNG is the zlib stream of the rows, each prefixed by a 0 byte, so one ``zlib.decompress``
+    and a strided view replace PIL's per-file machinery. zlib's own checksum guards the pixel
+    data. Returns None for anything else (or anything odd), and the caller falls back to PIL,
+    which also produces the error messages for damaged files.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    kind = _FAST_MODES.get((depth, color))
+    if kind is None or interlace or width == 0 or height == 0:
+        return None
+    pos, idat, ended = 8, [], False
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        ctype = data[pos + 4:pos + 8]
+        if ctype == b"IDAT":
+            idat.append(data[pos + 8:pos + 8 + length])
+        elif ctype == b"IEND":
+            ended = True
+            break
+        pos += 12 + length
+    if not ended or not idat:
+        return None
+    try:
+        raw = zlib.decompress(b"".join(idat))
+    except zlib.error:
+        return None
+    mode, dtype = kind
+    stride = width * (depth // 8) + 1
+    if len(raw) != stride * height:
+        return None
+    rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, stride)
+    if rows[:, 0].any():  # some row uses a prediction filter: let PIL undo it
+        return None
+    pixels = rows[:, 1:]
+    if depth == 16:
+        return np.ascontiguousarray(pixels).view(dtype).astype(np.uint16), mode
+    return pixels, mode
+
+
+def _choose_format(path, mode: str, id_format: str) -> tuple[str, str]:
+    if id_format == "auto":
+        return detect_id_format(mode)
+    if mode not in _MODES[id_format]:
+        expected = "/".join(_MODES[id_format])
+        raise WsovvisError(f"{path}: id_format '{id_format}' expects a {expected} PNG, got mode '{mode}'")
+    return id_format, f"requested with id_format={id_format}"
+
+
 def decode_ids(
     path: str | os.PathLike,
     id_format: str = "auto",
@@ -67,38 +130,37 @@ def decode_ids(
     """Decode an id PNG keeping its smallest dtype: (ids ``[H, W]`` uint8/uint16/int32, format, reason).
 
     ``reason`` says why the format was chosen (auto-detection) or that it was requested.
-    The fast path for converters: no int32 copy of 8-bit maps.
+    The fast path for converters: plain PNGs skip PIL, and 8-bit maps get no int32 copy. The
+    returned array may be a read-only view.
     """
     if id_format not in ID_FORMATS:
         raise WsovvisError(f"unknown id_format {id_format!r}; choose one of {', '.join(ID_FORMATS)}")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            if id_format == "auto":
-                fmt, reason = detect_id_format(mode)
-            else:
-                fmt, reason = id_format, f"requested with id_format={id_format}"
-                if mode not in _MODES[fmt]:
-                    expected = "/".join(_MODES[fmt])
-                    raise WsovvisError(f"{path}: id_format '{fmt}' expects a {expected} PNG, got mode '{mode}'")
-            if fmt == "rgb":
-                rgb = np.asarray(im.convert("RGB"), dtype=np.int32)
-                ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
-            elif mode == "1":
-                ids = np.asarray(im, dtype=np.uint8)
-            else:
-                ids = np.asarray(im)
-    except WsovvisError as e:
-        if str(path) in str(e):
-            raise
-        raise WsovvisError(f"{path}: {e}") from e
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, zlib.error) as e:
-        raise WsovvisError(f"{path}: unreadable PNG ({e})") from e
+    plain = _read_plain_png(path)
+    if plain is not None:
+        ids, mode = plain
+        fmt, reason = _choose_format(path, mode, id_format)
+    else:
+        try:
+            with Image.open(path) as im:
+                im.load()
+                fmt, reason = _choose_format(path, im.mode, id_format)
+                if fmt == "rgb":
+                    rgb = np.asarray(im.convert("RGB"), dtype=np.int32)
+                    ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+                elif im.mode == "1":
+                    ids = np.asarray(im, dtype=np.uint8)
+                else:
+                    ids = np.asarray(im)
+        except WsovvisError as e:
+            if str(path) in str(e):
+                raise
+            raise WsovvisError(f"{path}: {e}") from e
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, zlib.error) as e:
+            raise WsovvisError(f"{path}: unreadable PNG ({e})") from e
     if ids.ndim != 2:
         raise WsovvisError(f"{path}: expected a single-channel id PNG, got shape {ids.shape}")
     if ignore_value is not None:
-        ids = ids.copy() if not ids.flags.writeable else ids
+        ids = ids.copy()
         ids[ids == ignore_value] = 0
     return ids, fmt, reason
 

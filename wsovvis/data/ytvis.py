@@ -302,11 +302,15 @@ def load(
     return ds
 
 
-def write(data: dict | YTVIS, path: str | os.PathLike, indent: int | None = None) -> Path:
-    """Validate, then write atomically; an invalid dict is never written."""
+def write(data: dict | YTVIS, path: str | os.PathLike, indent: int | None = None, *, check: bool = True) -> Path:
+    """Validate, then write atomically; an invalid dict is never written.
+
+    ``check=False`` is for writers whose output is valid by construction and large enough for
+    validation to cost (the converter).
+    """
     if isinstance(data, YTVIS):
         data = data.data
-    problems = validate(data)
+    problems = validate(data) if check else []
     if problems:
         raise WsovvisError(format_problems(f"{path} (not written)", problems))
     atomic_write_json(path, data, indent=indent)
