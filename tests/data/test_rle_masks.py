@@ -159,3 +159,24 @@ def test_encode_id_stack_long_counts_and_empty_frames():
         m = stack[f] == tid
         assert got_id == tid and got == rle.encode(m) and area == int(m.sum()) and box == rle.mask_bbox(m)
     assert rle.encode_id_stack(np.zeros((2, 0, 5), np.uint8)) == [[], []]
+
+
+def test_plain_png_fast_path_agrees_with_pil(tmp_path):
+    ids = (np.arange(40 * 30).reshape(30, 40) // 37) % 9
+    masks.write_ids(tmp_path / "p.png", ids)  # palette, no row filters: the zlib fast path
+    assert masks._read_plain_png(tmp_path / "p.png") is not None
+    grad = (np.arange(30 * 40).reshape(30, 40) % 251).astype(np.uint8)
+    Image.fromarray(grad, mode="L").save(tmp_path / "l.png")  # PIL filters these rows: PIL path
+    assert masks._read_plain_png(tmp_path / "l.png") is None
+    for name in ("p.png", "l.png"):
+        got, fmt, _ = masks.decode_ids(tmp_path / name)
+        with Image.open(tmp_path / name) as im:
+            assert np.array_equal(got, np.asarray(im)) and fmt == "palette"
+    # flipped bits inside the compressed pixels: zlib's checksum fails, PIL reports the file
+    data = bytearray((tmp_path / "p.png").read_bytes())
+    start = data.index(b"IDAT") + 4
+    data[start + 10] ^= 0xFF
+    (tmp_path / "bad.png").write_bytes(bytes(data))
+    assert masks._read_plain_png(tmp_path / "bad.png") is None
+    with pytest.raises(WsovvisError, match=r"bad\.png: unreadable PNG"):
+        masks.decode_ids(tmp_path / "bad.png")
