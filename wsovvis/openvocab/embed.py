@@ -106,6 +106,18 @@ class CropDataset(torch.utils.data.Dataset):
             yield idx, m, None if m.any() else "empty mask"
 
     def __getitem__(self, i: int) -> dict:
+        if torch.utils.data.get_worker_info() is not None:
+            return self._item(i)  # loader workers already run one torch thread each
+        # In the main process: per-crop tensor ops are too small to gain from intra-op threads, and on a
+        # busy machine the thread hand-off made ToTensor/Normalize ~50x slower (measured in bench/embed.py).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._item(i)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _item(self, i: int) -> dict:
         t0 = time.perf_counter()
         job = self.jobs[i]
         out = {"job": i, "crops": None, "inst": [], "areas": [], "errors": [], "prep_s": 0.0}
