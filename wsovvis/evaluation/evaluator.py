@@ -20,7 +20,7 @@ from wsovvis.evaluation.accumulate import Records, accumulate, per_category_ap, 
 from wsovvis.evaluation.inputs import EvalInputs, GtTrack, Video, check_inputs
 from wsovvis.evaluation.matching import match_group
 from wsovvis.evaluation.params import AREA_RNG, BASE_PARTITIONS, IOU_THRS, MAX_DETS, NOVEL_PARTITIONS, STAT_NAMES
-from wsovvis.evaluation.rle_batch import decode_counts, video_ious
+from wsovvis.evaluation.rle_batch import check_rles, frame_intersections
 from wsovvis.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -169,94 +169,108 @@ def _match_all(inp: EvalInputs, class_agnostic: bool, progress: bool | None) -> 
 def _match_video(inp: EvalInputs, video: Video, gts: list[GtTrack], dts: list[int], class_agnostic: bool,
                  k_of: dict[int, int], cat_rank: dict[int, int], crowd_ignored: bool, buf: _RecordBuffer,
                  num_gt: np.ndarray, num_res: np.ndarray) -> None:
-    """Decode every RLE of one video, compute the needed IoUs, match each (video, category), add records."""
+    """Check every RLE of one video, intersect co-present frames in bulk, match each (video, category)."""
     results = inp.results
-    length = video.length
-    strings: list[str] = []
-    gt_slots = np.full((len(gts), length), -1, dtype=np.int64)
-    for gi, g in enumerate(gts):
-        for t, s in enumerate(g.segs):
-            if s is not None:
-                gt_slots[gi, t] = len(strings)
-                strings.append(s)
-    num_gt_strings = len(strings)
-    dt_slots: list[list[int]] = []
-    for i in dts:
-        row = []
-        for s in results[i]["segmentations"]:
-            if s is None:
-                row.append(-1)
-            else:
-                row.append(len(strings))
-                c = s["counts"]
-                strings.append(c if isinstance(c, str) else c.decode("ascii", errors="replace"))
-        dt_slots.append(row)
-    dec = decode_counts(strings, video.height * video.width)
-    if dec.bad.any():
-        _raise_bad_rle(inp, video, gts, dts, gt_slots, dt_slots, int(np.flatnonzero(dec.bad)[0]), num_gt_strings)
-    area_ext = np.append(dec.areas, 0)
+    num_frames = video.length
     dt_cat = np.array([results[i]["category_id"] for i in dts], dtype=np.int64)
     dt_score = np.array([results[i]["score"] for i in dts], dtype=np.float64)
-    dt_area = np.zeros(len(dts))
-    for d, row in enumerate(dt_slots):
-        a = area_ext[np.asarray(row, dtype=np.int64)] if row else np.zeros(0, np.int64)
-        a = a[a > 0]  # truthy areas only: an empty-but-present mask does not lower the mean
-        dt_area[d] = a.sum() / a.size if a.size else 0.0
     gt_cat = np.array([g.category_id for g in gts], dtype=np.int64)
-    gt_area = np.array([g.avg_area for g in gts], dtype=np.float64)
-    gt_crowd = np.array([g.crowd for g in gts], dtype=bool)
     # Pools: per category in file order, or (class-agnostic) concatenated over sorted category ids.
     if class_agnostic:
-        gt_pool = [np.argsort([cat_rank[c] for c in gt_cat], kind="mergesort")] if len(gts) else []
-        dt_pool = [np.argsort([cat_rank[c] for c in dt_cat], kind="mergesort")] if len(dts) else []
-        keys = [-1] if (gt_pool or dt_pool) else []
-        gt_groups = {-1: gt_pool[0] if gt_pool else np.zeros(0, np.int64)}
-        dt_groups = {-1: dt_pool[0] if dt_pool else np.zeros(0, np.int64)}
+        keys = [-1] if (len(gts) or len(dts)) else []
+        gt_groups = {-1: np.argsort([cat_rank[c] for c in gt_cat.tolist()], kind="mergesort").astype(np.int64)}
+        dt_groups = {-1: np.argsort([cat_rank[c] for c in dt_cat.tolist()], kind="mergesort").astype(np.int64)}
     else:
         keys = sorted(set(gt_cat.tolist()) | set(dt_cat.tolist()))
         gt_groups = {c: np.flatnonzero(gt_cat == c) for c in keys}
         dt_groups = {c: np.flatnonzero(dt_cat == c) for c in keys}
     groups = []
     for c in keys:
-        g_idx, d_idx = gt_groups[c], dt_groups[c]
+        d_idx = dt_groups[c]
         d_idx = d_idx[np.argsort(-dt_score[d_idx], kind="mergesort")][: MAX_DETS[-1]]
-        groups.append((c, g_idx, d_idx))
-    ious = _group_ious(dec, video, gt_slots, dt_slots, groups)
-    for (c, g_idx, d_idx), iou in zip(groups, ious):
+        groups.append((c, gt_groups[c], d_idx))
+    used = np.zeros(len(dts), dtype=bool)
+    for _, _, d_idx in groups:
+        used[d_idx] = True
+
+    strings: list[str] = []
+    g_track, g_t = [], []
+    for gi, g in enumerate(gts):
+        for t, s in enumerate(g.segs):
+            if s is not None:
+                strings.append(s)
+                g_track.append(gi)
+                g_t.append(t)
+    num_g_strings = len(strings)
+    d_track, d_t = [], []
+    dt_len = np.zeros(len(dts), dtype=np.int64)
+    for d in np.flatnonzero(used).tolist():
+        segs = results[dts[d]]["segmentations"]
+        dt_len[d] = len(segs)
+        for t, s in enumerate(segs):
+            if s is not None:
+                c = s["counts"]
+                strings.append(c if isinstance(c, str) else c.decode("ascii", errors="replace"))
+                d_track.append(d)
+                d_t.append(t)
+    areas, bad = check_rles(strings, video.height * video.width)
+    if bad.any():
+        _raise_bad_rle(inp, video, gts, dts, g_track, g_t, d_track, d_t, int(np.flatnonzero(bad)[0]), num_g_strings)
+    g_track, g_t = np.array(g_track, dtype=np.int64), np.array(g_t, dtype=np.int64)
+    d_track, d_t = np.array(d_track, dtype=np.int64), np.array(d_t, dtype=np.int64)
+    g_area, d_area = areas[:num_g_strings], areas[num_g_strings:]
+    # Prediction track area: mean of its truthy frame areas (an empty-but-present mask does not count).
+    truthy = d_area > 0
+    area_sum = np.bincount(d_track[truthy], weights=d_area[truthy], minlength=len(dts))
+    area_cnt = np.bincount(d_track[truthy], minlength=len(dts))
+    dt_avg = np.divide(area_sum, area_cnt, out=np.zeros(len(dts)), where=area_cnt > 0)
+    # The IoU runs over zip(prediction, GT): frames past the shorter list count for neither.
+    eff = np.minimum(dt_len, num_frames)
+    in_zip = d_t < eff[d_track]
+    dt_zip_area = np.bincount(d_track[in_zip], weights=d_area[in_zip], minlength=len(dts))
+    g_cum = np.zeros((len(gts), num_frames + 1))
+    if len(gts):
+        np.add.at(g_cum, (g_track, g_t + 1), g_area)
+        g_cum = np.cumsum(g_cum, axis=1)
+
+    # Intersections for groups with both predictions and GT, keyed by group so nothing else is walked.
+    d_key = np.full(len(dts), -1, dtype=np.int64)
+    g_key = np.full(len(gts), -1, dtype=np.int64)
+    for n, (_, g_idx, d_idx) in enumerate(groups):
+        if len(g_idx) and len(d_idx):
+            d_key[d_idx] = n
+            g_key[g_idx] = n
+    rsel = np.flatnonzero(in_zip & (d_key[d_track] >= 0) & (d_area > 0))
+    csel = np.flatnonzero((g_key[g_track] >= 0) & (g_area > 0))
+    inter = frame_intersections(
+        [strings[num_g_strings + r] for r in rsel.tolist()], d_track[rsel], d_t[rsel], d_key[d_track[rsel]],
+        d_area[rsel], [strings[c] for c in csel.tolist()], g_track[csel], g_t[csel], g_key[g_track[csel]],
+        (len(dts), len(gts)), video.height, video.width,
+    )
+    gt_area = np.array([g.avg_area for g in gts], dtype=np.float64)
+    gt_crowd = np.array([g.crowd for g in gts], dtype=bool)
+    for c, g_idx, d_idx in groups:
         k = k_of[c] if c != -1 else 0
-        matched, ignored, npig = match_group(iou, gt_crowd[g_idx], gt_area[g_idx], dt_area[d_idx], crowd_ignored)
+        iou = np.zeros((len(d_idx), len(g_idx)))
+        if len(d_idx) and len(g_idx):
+            i = inter[np.ix_(d_idx, g_idx)]
+            union = dt_zip_area[d_idx, None] + g_cum[g_idx][:, eff[d_idx]].T - i
+            np.divide(i, union, out=iou, where=union > 0)
+        matched, ignored, npig = match_group(iou, gt_crowd[g_idx], gt_area[g_idx], dt_avg[d_idx], crowd_ignored)
         buf.add(k, dt_score[d_idx], matched, ignored, npig)
         num_gt[k] += len(g_idx)
         num_res[k] += len(dt_groups[c])
 
 
-def _group_ious(dec, video: Video, gt_slots: np.ndarray, dt_slots: list[list[int]], groups: list) -> list[np.ndarray]:
-    """IoU matrix [D, G] per group; predictions whose list length differs use the zipped (shorter) frames."""
-    out = []
-    length = video.length
-    for _, g_idx, d_idx in groups:
-        iou = np.zeros((len(d_idx), len(g_idx)))
-        if len(d_idx) and len(g_idx):
-            eff = np.array([min(len(dt_slots[d]), length) for d in d_idx])
-            for n in np.unique(eff):
-                rows = np.flatnonzero(eff == n)
-                d_sl = np.array([dt_slots[d_idx[r]][:n] for r in rows], dtype=np.int64).reshape(len(rows), n)
-                iou[rows] = video_ious(dec, d_sl, gt_slots[g_idx, :n], video.height, video.width)
-        out.append(iou)
-    return out
-
-
-def _raise_bad_rle(inp: EvalInputs, video: Video, gts, dts, gt_slots, dt_slots, bad: int, num_gt_strings: int):
-    if bad < num_gt_strings:
-        gi, t = map(int, np.argwhere(gt_slots == bad)[0])
+def _raise_bad_rle(inp: EvalInputs, video: Video, gts, dts, g_track, g_t, d_track, d_t, bad: int,
+                   num_g_strings: int):
+    what = f"malformed compressed RLE counts, or runs that do not add up to {video.height}x{video.width} pixels"
+    if bad < num_g_strings:
         raise WsovvisError(
-            f"{inp.gt_source}: annotations[{gts[gi].index}].segmentations[{t}] (video {video.id}): malformed RLE "
-            f"counts or runs that do not add up to {video.height}x{video.width} pixels"
+            f"{inp.gt_source}: annotations[{gts[g_track[bad]].index}].segmentations[{g_t[bad]}] "
+            f"(video {video.id}): {what}"
         )
-    for d, row in enumerate(dt_slots):
-        if bad in row:
-            raise WsovvisError(
-                f"{inp.results_source}: result[{dts[d]}].segmentations[{row.index(bad)}] (video {video.id}): "
-                f"malformed compressed RLE counts or runs that do not add up to {video.height}x{video.width} pixels"
-            )
-    raise AssertionError("bad RLE index not found")  # pragma: no cover
+    b = bad - num_g_strings
+    raise WsovvisError(
+        f"{inp.results_source}: result[{dts[d_track[b]]}].segmentations[{d_t[b]}] (video {video.id}): {what}"
+    )

@@ -1,183 +1,158 @@
-"""Batched RLE work for the video IoU: decode many compressed RLEs at once and join frames into one mask.
+"""Batched RLE work for the video IoU: check many compressed RLEs at once, then intersect them in bulk.
 
-The video IoU of the official evaluator is Σ_t|d_t ∩ g_t| / Σ_t|d_t ∪ g_t| over the zipped frames, with an
-absent frame adding nothing of its own. That is exactly the plain IoU of two "tall" masks made by laying a
-track's frames side by side (column-major RLE order), with absent frames as empty frames. So one
-``pycocotools.mask.iou`` call per video replaces the per-(prediction, GT, frame) merges of the official
-code, and the sums stay integers, so the IoU is the same float division.
+Two facts make the video IoU cheap to batch:
 
-Compressed RLE strings are parsed here with numpy (the LEB128-like format of ``rleFrString``: 5 bits per
-char offset by 48, 0x20 = more chunks follow, 0x10 = sign of the last chunk, and from the 4th value on a
-delta against the value two places back).
+* It is a ratio of integer sums, Σ_t|d_t ∩ g_t| / Σ_t(|d_t| + |g_t| - |d_t ∩ g_t|) over the zipped
+  frames, so only per-frame areas and per-frame intersections of co-present frames are needed.
+* ``pycocotools.mask.iou`` prefilters pairs by bounding box, then skips pairs whose RLE ``size`` differs.
+  Declaring each frame's RLE with a width that encodes (frame, group) lets one call intersect a block of
+  frames and categories at once: only same-frame, same-group pairs are walked. The declared width does
+  not change the walk (it runs over the counts) and only widens the bounding box, which is safe.
+  With ``iscrowd=1`` the call returns |d∩g| / |d|, and |d| is known, so the product rounds back to the
+  exact integer intersection.
+
+Before any RLE reaches a pycocotools pairwise walk its counts must add up to the frame size: a walk over
+two RLEs of different totals never ends (the official evaluator hangs on such input, e.g. masks encoded
+at another resolution than the ``size`` they claim). `check_rles` verifies that first.
+
+Compressed counts (``rleFrString``): one value per run of chars, 5 bits per char offset by 48, 0x20 =
+more chunks follow, 0x10 = sign of the last chunk; values from the 4th on are deltas against the value
+two places back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from pycocotools import mask as mask_utils
 
-# pycocotools counts pixels in 32-bit unsigned ints; stay well inside when joining frames.
-MAX_TALL_PIXELS = 2**31 - 1
-# A count below 2^32 (or a delta of two such counts) needs at most 7 chunks of 5 bits.
-_MAX_CHUNKS = 7
+# The first count (at most the frame size, < 2^29) never needs more than 6 chunks of 5 bits.
+MAX_CHUNKS = 6
+# Bound on (rows x columns) of one pycocotools iou call: its box prefilter is quadratic.
+PAIR_BUDGET = 1 << 14
 
 
-@dataclass
-class DecodedRLEs:
-    """Run lengths of ``n`` compressed RLEs of one frame size.
+def check_rles(strings: list[str], pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Areas and validity of compressed RLE ``counts`` strings of frames with ``pixels`` = H*W pixels.
 
-    ``counts`` int64 [N] run lengths (zeros first, alternating), ``parity`` int64 [N] 0 for background
-    runs and 1 for foreground runs, ``offsets`` int64 [n + 1] into ``counts``, ``areas`` int64 [n]
-    foreground pixels, ``bad`` bool [n]: the string is malformed or its runs do not add up to the frame
-    size (the caller turns this into an error that names the item).
+    Returns ``areas`` int64 [n] (foreground pixels) and ``bad`` bool [n]: the string is not valid
+    compressed RLE (non-ASCII or out-of-range chars, a value running past the end, a negative first run)
+    or its runs do not add up to ``pixels``.
+
+    The total is found with pycocotools' own parser, which sums only the odd (foreground) counts: parsed
+    with one extra leading value (``"0" + s``) the old even counts land on odd positions. Because later
+    values are deltas against the value two places back, the old counts 2, 4, ... come out shifted by
+    counts[0], so Σ counts = area(s) + area("0" + s) - ⌊(m-1)/2⌋·counts[0] with m values in s. This is
+    exact modulo 2^32, the width pycocotools counts in; a string whose counts sum to the frame size plus
+    a multiple of 2^32 would pass, which takes a deliberately crafted string.
     """
-
-    counts: np.ndarray
-    parity: np.ndarray
-    offsets: np.ndarray
-    areas: np.ndarray
-    bad: np.ndarray
-
-    @classmethod
-    def empty(cls, bad: np.ndarray) -> DecodedRLEs:
-        n = bad.size
-        z = np.zeros(0, np.int64)
-        return cls(z, z, np.zeros(n + 1, np.int64), np.zeros(n, np.int64), bad)
-
-
-def decode_counts(strings: list[str], pixels: int) -> DecodedRLEs:
-    """Parse compressed RLE ``counts`` strings (all of frames with ``pixels`` = H*W) in one numpy pass."""
     n = len(strings)
+    areas = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return areas, np.zeros(0, dtype=bool)
     lens = np.fromiter(map(len, strings), dtype=np.int64, count=n)
     try:
         raw = "".join(strings).encode("ascii")
     except UnicodeEncodeError:
-        return DecodedRLEs.empty(np.array([not s.isascii() for s in strings], dtype=bool))
+        return areas, np.array([not s.isascii() for s in strings], dtype=bool)
+    end = np.cumsum(lens)
+    start = end - lens
+    bad = lens == 0
     if len(raw) == 0:
-        return DecodedRLEs.empty(np.ones(n, dtype=bool))
-    c = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
-    str_end = np.cumsum(lens)  # exclusive end of each string in the joined buffer
-    char_sid = np.repeat(np.arange(n), lens)
-    bad_char = (c < 0) | (c > 63)
-    more = (c & 0x20) != 0
-    is_end = ~more
-    # A value never spans two strings: a string whose last char says "more" is malformed.
-    last = str_end[lens > 0] - 1
-    unterminated = np.zeros(n, dtype=bool)
-    unterminated[char_sid[last[more[last]]]] = True
-    is_end[last] = True
-    ends = np.flatnonzero(is_end)
-    starts = np.empty_like(ends)
-    starts[:1] = 0
-    starts[1:] = ends[:-1] + 1
-    nchunks = ends - starts + 1
-    k = np.arange(c.size) - np.repeat(starts, nchunks)
-    too_long = nchunks > _MAX_CHUNKS
-    k = np.minimum(k, _MAX_CHUNKS)
-    x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
-    neg = (c[ends] & 0x10) != 0
-    x = x - (neg.astype(np.int64) << (5 * np.minimum(nchunks, _MAX_CHUNKS)))
-    # Value -> string and its index j inside the string; counts[j] = x[j] + counts[j-2] for j >= 3.
-    vsid = char_sid[ends]
-    m = np.bincount(vsid, minlength=n).astype(np.int64)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(m, out=offsets[1:])
-    j = np.arange(x.size) - offsets[vsid]
-    odd = (j & 1) == 1
-    counts = x.copy()
-    for chain in (odd, (~odd) & (j >= 2)):
-        cs = np.zeros(x.size + 1, dtype=np.int64)
-        np.cumsum(np.where(chain, x, 0), out=cs[1:])
-        counts[chain] = (cs[1:] - cs[offsets[vsid]])[chain]
-    bad_val = (counts < 0) | (counts >= 2**32) | too_long
-    cs = np.zeros(x.size + 1, dtype=np.int64)
-    np.cumsum(counts, out=cs[1:])
-    total = cs[offsets[1:]] - cs[offsets[:-1]]
-    cs_fg = np.zeros(x.size + 1, dtype=np.int64)
-    np.cumsum(np.where(odd, counts, 0), out=cs_fg[1:])
-    areas = cs_fg[offsets[1:]] - cs_fg[offsets[:-1]]
-    bad = (total != pixels) | unterminated | (lens == 0)
-    bad |= np.bincount(char_sid[bad_char], minlength=n) > 0
-    bad |= np.bincount(vsid[bad_val], minlength=n) > 0
-    return DecodedRLEs(counts, (j & 1), offsets, areas, bad)
+        return areas, bad
+    c = np.frombuffer(raw, dtype=np.uint8) - np.uint8(48)
+    if (c > 63).any():
+        bad[np.searchsorted(end, np.flatnonzero(c > 63), side="right")] = True
+    term = c < 32  # a char without the 0x20 "more" bit ends a value
+    ok = np.flatnonzero(~bad)
+    bad[ok[~term[end[ok] - 1]]] = True  # the last value runs past the end of the string
+    nonempty = np.flatnonzero(lens > 0)  # their chars tile the buffer, so reduceat segments are exact
+    m = np.zeros(n, dtype=np.int64)
+    m[nonempty] = np.add.reduceat(term.view(np.uint8), start[nonempty], dtype=np.int64)
+    # counts[0]: the first value, at most MAX_CHUNKS chars, stored raw.
+    first = start[:, None] + np.arange(MAX_CHUNKS)[None, :]
+    chars = c[np.minimum(first, np.maximum(end - 1, 0)[:, None])].astype(np.int64)
+    is_term = (chars < 32) & (first < end[:, None])
+    has_term = is_term.any(axis=1)
+    bad |= ~has_term
+    k0 = np.argmax(is_term, axis=1)
+    rows = np.arange(n)
+    c0 = (chars[rows, k0] ^ 16) - 16
+    for k in range(MAX_CHUNKS - 2, -1, -1):
+        use = k < k0
+        c0 = np.where(use, (c0 << 5) + (chars[:, k] & 31), c0)
+    bad |= c0 < 0
+    ok = np.flatnonzero(~bad)  # only well-formed strings go to the C parser
+    good = [strings[i] for i in ok.tolist()]
+    a1 = _areas(good)
+    a2 = _areas(["0" + s for s in good])
+    total = (a1 + a2 - ((m[ok] - 1) // 2) * c0[ok]) % (1 << 32)
+    bad[ok[total != pixels]] = True
+    areas[ok] = a1
+    return areas, bad
 
 
-def join_frames(dec: DecodedRLEs, slots: np.ndarray, pixels: int) -> list[np.ndarray]:
-    """Uncompressed counts of "tall" masks: each row of ``slots`` [n, L] lists one track's frames.
+def _areas(strings: list[str]) -> np.ndarray:
+    """pycocotools areas in chunks (its ``area`` fails on lists longer than 255 with numpy 2)."""
+    objs = [{"size": [1, 1], "counts": s} for s in strings]
+    parts = [mask_utils.area(objs[i : i + 255]) for i in range(0, len(objs), 255)]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
-    ``slots[i, t]`` is an index into ``dec`` or -1 for an absent frame (an empty frame). Returns n uint32
-    count arrays of masks of ``L * pixels`` pixels, with adjacent runs of equal value merged.
+
+def frame_intersections(
+    rows: list[str], row_track: np.ndarray, row_t: np.ndarray, row_key: np.ndarray, row_area: np.ndarray,
+    cols: list[str], col_track: np.ndarray, col_t: np.ndarray, col_key: np.ndarray,
+    shape: tuple[int, int], height: int, width: int,
+) -> np.ndarray:
+    """Σ_t |d_t ∩ g_t| over same-frame, same-key (group) pairs: int64 ``shape`` = [D, G].
+
+    ``rows`` / ``cols``: checked compressed counts of predicted / GT frames, with their track index, frame
+    index ``t`` and group key (category slot); ``row_area``: |d_t| of each row. Frames of equal (t, key)
+    are intersected; everything else is never walked.
     """
-    n, length = slots.shape
-    if n == 0:
-        return []
-    nvals = dec.counts.size
-    counts_ext = np.append(dec.counts, pixels)  # the virtual absent frame: one background run
-    parity_ext = np.append(dec.parity, 0)
-    flat = slots.reshape(-1)
-    present = flat >= 0
-    safe = np.where(present, flat, 0)
-    slot_start = np.where(present, dec.offsets[safe], nvals)
-    slot_m = np.where(present, dec.offsets[safe + 1] - dec.offsets[safe], 1)
-    before = np.cumsum(slot_m) - slot_m
-    run_idx = np.repeat(slot_start - before, slot_m) + np.arange(int(slot_m.sum()))
-    run_len = counts_ext[run_idx]
-    run_val = parity_ext[run_idx]
-    run_trk = np.repeat(np.repeat(np.arange(n), length), slot_m)
-    keep = run_len > 0
-    run_len, run_val, run_trk = run_len[keep], run_val[keep], run_trk[keep]
-    new_group = np.ones(run_len.size, dtype=bool)
-    new_group[1:] = (run_trk[1:] != run_trk[:-1]) | (run_val[1:] != run_val[:-1])
-    gstart = np.flatnonzero(new_group)
-    glen = np.add.reduceat(run_len, gstart)
-    gval = run_val[gstart]
-    gtrk = run_trk[gstart]
-    first = np.ones(gstart.size, dtype=bool)
-    first[1:] = gtrk[1:] != gtrk[:-1]
-    # RLE counts start with a background run; a track starting with foreground gets a 0 first.
-    lead = np.flatnonzero(first & (gval == 1))
-    glen = np.insert(glen, lead, 0)
-    gtrk = np.insert(gtrk, lead, gtrk[lead])
-    per_track = np.bincount(gtrk, minlength=n)
-    return np.split(glen.astype(np.uint32), np.cumsum(per_track)[:-1])
-
-
-def video_ious(dec: DecodedRLEs, dt_slots: np.ndarray, gt_slots: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Official video IoU [D, G] between predictions and GT tracks over the same zipped frames.
-
-    ``dt_slots`` [D, L] / ``gt_slots`` [G, L]: indices into ``dec`` (frames of ``height`` x ``width``) or -1.
-    Returns Σ|d∩g| / Σ|d∪g| (0 where the union is empty) as float64, bit-identical to the official sums.
-    """
-    num_d, num_g = dt_slots.shape[0], gt_slots.shape[0]
-    length = dt_slots.shape[1]
-    if num_d == 0 or num_g == 0 or length == 0:
-        return np.zeros((num_d, num_g))
-    pixels = height * width
-    area_ext = np.append(dec.areas, 0)
-    area_d = area_ext[dt_slots].sum(axis=1)
-    area_g = area_ext[gt_slots].sum(axis=1)
-    inter = np.zeros((num_d, num_g), dtype=np.int64)
-    chunk = max(1, MAX_TALL_PIXELS // pixels)
-    for t0 in range(0, length, chunk):
-        d_sl, g_sl = dt_slots[:, t0 : t0 + chunk], gt_slots[:, t0 : t0 + chunk]
-        d_area = area_ext[d_sl].sum(axis=1)
-        rows = np.flatnonzero(d_area > 0)
-        cols = np.flatnonzero(area_ext[g_sl].sum(axis=1) > 0)
-        if rows.size == 0 or cols.size == 0:
+    inter = np.zeros(shape[0] * shape[1], dtype=np.float64)
+    if not rows or not cols:
+        return inter.reshape(shape).astype(np.int64)
+    nkeys = int(max(row_key.max(), col_key.max())) + 1
+    frames = np.union1d(np.unique(row_t), np.unique(col_t))
+    r_per_t = np.bincount(np.searchsorted(frames, row_t), minlength=frames.size)
+    c_per_t = np.bincount(np.searchsorted(frames, col_t), minlength=frames.size)
+    r_cum, c_cum = np.cumsum(r_per_t), np.cumsum(c_per_t)
+    i = 0
+    while i < frames.size:
+        # grow the chunk of frames while rows x cols stays within budget
+        j = i + 1
+        while j < frames.size:
+            nr = r_cum[j] - (r_cum[i - 1] if i else 0)
+            nc = c_cum[j] - (c_cum[i - 1] if i else 0)
+            if nr * nc > PAIR_BUDGET:
+                break
+            j += 1
+        t_lo, t_hi = frames[i], frames[j - 1]
+        ri = np.flatnonzero((row_t >= t_lo) & (row_t <= t_hi))
+        ci = np.flatnonzero((col_t >= t_lo) & (col_t <= t_hi))
+        i = j
+        if ri.size == 0 or ci.size == 0:
             continue
-        tall_w = width * d_sl.shape[1]
-        d_rle = _to_rles(join_frames(dec, d_sl[rows], pixels), height, tall_w)
-        g_rle = _to_rles(join_frames(dec, g_sl[cols], pixels), height, tall_w)
-        # iscrowd=1 gives |d∩g| / |d| exactly; |d| is an integer we know, so the product rounds back.
-        frac = np.asarray(mask_utils.iou(d_rle, g_rle, [1] * len(g_rle)), dtype=np.float64)
-        inter[np.ix_(rows, cols)] += np.rint(frac * d_area[rows, None]).astype(np.int64)
-    union = area_d[:, None] + area_g[None, :] - inter
-    out = np.zeros((num_d, num_g))
-    np.divide(inter, union, out=out, where=union > 0)
-    return out
-
-
-def _to_rles(counts: list[np.ndarray], height: int, width: int) -> list[dict]:
-    return mask_utils.frPyObjects([{"size": [height, width], "counts": c} for c in counts], height, width)
+        r_code = (row_t[ri] - t_lo) * nkeys + row_key[ri]
+        c_code = (col_t[ci] - t_lo) * nkeys + col_key[ci]
+        # keep only rows and columns that have a partner of the same (frame, key)
+        ri, r_code = ri[np.isin(r_code, c_code)], r_code[np.isin(r_code, c_code)]
+        keep_c = np.isin(c_code, r_code)
+        ci, c_code = ci[keep_c], c_code[keep_c]
+        if ri.size == 0:
+            continue
+        d_rles = [{"size": [height, width + int(k)], "counts": rows[r]} for r, k in zip(ri.tolist(), r_code.tolist())]
+        g_rles = [{"size": [height, width + int(k)], "counts": cols[g]} for g, k in zip(ci.tolist(), c_code.tolist())]
+        frac = np.asarray(mask_utils.iou(d_rles, g_rles, [1] * len(g_rles)), dtype=np.float64)
+        # same-code pairs: for each row, the columns whose code equals the row's
+        c_sort = np.argsort(c_code, kind="stable")
+        c_sorted = c_code[c_sort]
+        lo = np.searchsorted(c_sorted, r_code, side="left")
+        hi = np.searchsorted(c_sorted, r_code, side="right")
+        cnt = hi - lo
+        pr = np.repeat(np.arange(ri.size), cnt)
+        pc = c_sort[np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(int(cnt.sum()))]
+        vals = np.rint(frac[pr, pc] * row_area[ri[pr]])
+        flat = row_track[ri[pr]] * shape[1] + col_track[ci[pc]]
+        inter += np.bincount(flat, weights=vals, minlength=inter.size)
+    return inter.reshape(shape).astype(np.int64)
