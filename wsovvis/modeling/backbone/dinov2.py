@@ -3,7 +3,8 @@
 ``dinov2_vit{s,b,l,g}14`` and ``dinov2_vit{s,b,l,g}14_reg`` (4 registers). Weights come from an
 official DINOv2 checkpoint file (``dinov2_vits14_pretrain.pth`` ...), converted by timm's
 ``checkpoint_filter_fn`` (drops ``mask_token``, maps registers and giant's SwiGLU ``w12/w3``).
-Nothing is ever downloaded: without ``weights`` the ViT is randomly initialised (tests only).
+Nothing is ever downloaded: without ``weights`` the ViT gets a cheap random init (`random_init_`,
+for tests and smoke runs only).
 
 Inputs are zero-padded on the right/bottom to a multiple of 14; the padding is marked in the
 mask. Four block outputs (``layers``, shallow to deep) become res2..res5 at strides 4/8/16/32:
@@ -52,6 +53,37 @@ def resample_to_stride(feat: torch.Tensor, out_hw: tuple[int, int], stride: int,
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # [oh, ow, 2] as (x, y)
     grid = grid[None].expand(feat.shape[0], -1, -1, -1)
     return F.grid_sample(feat, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+@torch.no_grad()
+def random_init_(vit: nn.Module, seed: int = 0) -> None:
+    """Cheap random init of a ViT trunk for runs without a checkpoint (tests, smoke runs).
+
+    Matrices get N(0, 0.02) values tiled from one table of 2^20 draws (rotated per tensor), norms 1,
+    biases 0, LayerScale 1e-5. Generating ViT-g's 1.1B values one by one takes ~10 s on a core;
+    a random frozen trunk is only useful for checking shapes and plumbing anyway.
+    """
+    if any(p.is_meta for p in vit.parameters()):
+        return
+    g = torch.Generator().manual_seed(seed)
+    table = torch.randn(1 << 20, generator=g) * 0.02
+    for i, (name, p) in enumerate(vit.named_parameters()):
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf == "gamma":
+            p.fill_(1e-5)
+        elif leaf == "bias":
+            p.zero_()
+        elif p.dim() == 1:
+            p.fill_(1.0)  # norm weights
+        else:
+            flat = p.view(-1)
+            src = table.roll(i * 7919)
+            for start in range(0, flat.numel(), src.numel()):
+                n = min(src.numel(), flat.numel() - start)
+                flat[start : start + n] = src[:n]
+    for buf in vit.buffers():
+        if buf.is_floating_point():
+            buf.zero_()
 
 
 class DinoV2Backbone(nn.Module):
@@ -107,8 +139,13 @@ class DinoV2Backbone(nn.Module):
     def _create(self, weights: str | None) -> nn.Module:
         kwargs = dict(pretrained=False, num_classes=0, dynamic_img_size=True, dynamic_img_pad=True)
         if not weights:
-            # random trunk (tests): torch's default layer init is enough and 3x faster for ViT-g
-            return timm.create_model(self.timm_name, weight_init="skip", **kwargs)
+            with torch.device("meta"):
+                vit = timm.create_model(self.timm_name, weight_init="skip", **kwargs)
+            # "meta" when built under `with torch.device("meta")` (shape-only runs), else cpu
+            device = torch.get_default_device()
+            vit.to_empty(device=device if device.type == "meta" else "cpu")
+            random_init_(vit)
+            return vit
         sd = load_state_dict_file(weights, f"DINOv2 checkpoint for {self.name}")
         with torch.device("meta"):
             vit = timm.create_model(self.timm_name, weight_init="skip", **kwargs)

@@ -1,6 +1,6 @@
 """Multi-scale deformable attention in pure PyTorch (no compiled extension)."""
 
-from wsovvis.modeling.ops.ms_deform_attn import MSDeformAttn
+from wsovvis.modeling.ops.ms_deform_attn_module import MSDeformAttn
 from wsovvis.modeling.ops.ms_deform_attn_func import (
     IMPLS,
     ms_deform_attn,

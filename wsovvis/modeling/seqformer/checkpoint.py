@@ -42,7 +42,8 @@ _ALIAS = ("bbox_embed.", "transformer.decoder.bbox_embed.")
 
 @dataclass
 class LoadReport:
-    """What `load_checkpoint` did; ``missing``/``unexpected`` are in our key names."""
+    """What `load_checkpoint` did: ``missing`` in our key names, ``unexpected`` mapped to ours where a
+    rule applies (else as in the file), ``shape_mismatch`` as ``"key (file shape) vs (model shape)"``."""
 
     path: str
     format: str
