@@ -78,7 +78,8 @@ def test_a_checkpoint_with_one_alias_fills_both(r50):
     sd = {k: v for k, v in synthetic_vnext(seed=3).items() if ".transformer.decoder.bbox_embed." not in k}
     report = load_checkpoint(r50, sd, strict=True)
     assert not report.missing
-    assert torch.equal(r50.transformer.decoder.bbox_embed[1].layers[2].weight, sd["detr.detr.bbox_embed.1.layers.2.weight"])
+    alias = r50.transformer.decoder.bbox_embed[1].layers[2].weight
+    assert torch.equal(alias, sd["detr.detr.bbox_embed.1.layers.2.weight"])
 
 
 def test_mismatches_are_reported_and_strict_raises(r50, tmp_path):
