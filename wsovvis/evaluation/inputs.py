@@ -218,9 +218,9 @@ def check_results(
         else:
             by_video[vid].append(i)
     if unknown_videos:
-        ids = sorted(unknown_videos, key=str)
-        first = [unknown_videos[v][0] for v in ids]
-        problems.insert(0, f"results for video ids not in the GT: {_fmt_list(ids)} (first at result[{first[0]}])")
+        ids = sorted(unknown_videos)
+        first = min(i for v in ids for i in unknown_videos[v][:1])
+        problems.insert(0, f"results for video ids not in the GT: {_fmt_list(ids)} (first at result[{first}])")
     if length_mismatch and not lenient:
         problems.append(
             f"{len(length_mismatch)} result(s) whose segmentation list length is not the video length: "
@@ -243,7 +243,7 @@ def check_results(
     if num_dropped:
         warnings.append(
             f"{source}: dropped {num_dropped} result(s) whose category is not in the GT categories "
-            f"(category ids {_fmt_list(sorted(dropped, key=str), 10)}), as the official evaluator does"
+            f"(category ids {_fmt_list(sorted(dropped), 10)}), as the official evaluator does"
         )
     return dict(by_video), num_dropped, warnings
 

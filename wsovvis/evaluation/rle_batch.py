@@ -49,14 +49,19 @@ def check_rles(strings: list[str], pixels: int) -> tuple[np.ndarray, np.ndarray]
     areas = np.zeros(n, dtype=np.int64)
     if n == 0:
         return areas, np.zeros(0, dtype=bool)
-    lens = np.fromiter(map(len, strings), dtype=np.int64, count=n)
+    non_ascii = None
     try:
         raw = "".join(strings).encode("ascii")
     except UnicodeEncodeError:
-        return areas, np.array([not s.isascii() for s in strings], dtype=bool)
+        non_ascii = np.array([not s.isascii() for s in strings], dtype=bool)
+        strings = ["" if b else s for s, b in zip(strings, non_ascii)]
+        raw = "".join(strings).encode("ascii")
+    lens = np.fromiter(map(len, strings), dtype=np.int64, count=n)
     end = np.cumsum(lens)
     start = end - lens
     bad = lens == 0
+    if non_ascii is not None:
+        bad |= non_ascii
     if len(raw) == 0:
         return areas, bad
     c = np.frombuffer(raw, dtype=np.uint8) - np.uint8(48)
