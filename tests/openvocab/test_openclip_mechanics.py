@@ -18,10 +18,11 @@ from tests.openvocab.helpers import make_colour_videos, write_vocab_txt
 from wsovvis.cli import main as cli_main
 from wsovvis.data import ytvis
 from wsovvis.errors import WsovvisError
+from wsovvis.openvocab import openclip_embedder
 from wsovvis.openvocab.cache import INDEX_NAME, META_NAME, read_index
 from wsovvis.openvocab.embed import embed_source
 from wsovvis.openvocab.embedder import build_embedder
-from wsovvis.openvocab.openclip_embedder import OpenClipEmbedder, make_tokenizer
+from wsovvis.openvocab.openclip_embedder import OpenClipEmbedder, make_tokenizer, tag_settings
 
 ARCH = "ViT-S-32"  # the smallest open_clip ViT config with the bundled BPE tokenizer
 DIM = 384
@@ -56,7 +57,7 @@ def test_cache_layout_shapes_fp16_unit_norm(setup):
         assert v.shape == (DIM,) and v.dtype == np.float16
         assert np.linalg.norm(v.astype(np.float64)) == pytest.approx(1.0, abs=2e-3)
     meta = json.loads((out / META_NAME).read_text())
-    assert meta["fingerprint"] == {"spec": f"openclip:{ARCH}",
+    assert meta["fingerprint"] == {"spec": f"openclip:{ARCH}", "pretrained_tag": None, "preprocess": {},
                                    "weights_sha256": hashlib.sha256(setup["weights"].read_bytes()).hexdigest()}
     assert meta["dim"] == DIM and meta["crop"] == {"pad_ratio": 0.1, "bg_alpha": 0.3, "topk_frames": 0}
 
@@ -149,3 +150,26 @@ def test_siglip_tokenizer_needs_local_dir(tmp_path):
     except ImportError:
         with pytest.raises(WsovvisError, match="needs the `transformers` package"):
             make_tokenizer("ViT-B-16-SigLIP", tmp_path)
+
+
+def test_tag_settings_of_published_weights():
+    tag, cfg = tag_settings("ViT-B-16-SigLIP", None)
+    assert tag == "webli" and cfg["mean"] == [0.5, 0.5, 0.5] and cfg["std"] == [0.5, 0.5, 0.5]
+    assert cfg["resize_mode"] == "squash"
+    with pytest.raises(WsovvisError, match="pass --pretrained_tag TAG"):
+        tag_settings("ViT-B-32", None)  # OpenAI weights use QuickGELU, LAION ones do not
+    assert tag_settings("ViT-B-32", "openai")[1]["quick_gelu"] is True
+    assert not tag_settings("ViT-B-32", "laion2b_s34b_b79k")[1].get("quick_gelu", False)
+    with pytest.raises(WsovvisError, match="'nope' is not a published tag of openclip:ViT-B-32; choose from openai"):
+        tag_settings("ViT-B-32", "nope")
+    assert tag_settings(ARCH, None) == (None, {})
+
+
+def test_local_weights_get_the_tag_preprocessing(setup, monkeypatch):
+    """open_clip gives a local file the generic CLIP mean/std; the tag's (here SigLIP-like 0.5) must win."""
+    siglike = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bicubic", "resize_mode": "squash"}
+    monkeypatch.setattr(openclip_embedder, "tag_settings", lambda name, tag: ("fake", siglike))
+    emb = build_embedder(f"openclip:{ARCH}", weights=setup["weights"])
+    assert emb.fill_rgb == (128, 128, 128) and emb.fingerprint()["preprocess"] == siglike
+    norm = [t for t in emb._preprocess.transforms if type(t).__name__ == "Normalize"][0]
+    assert tuple(norm.mean) == (0.5, 0.5, 0.5) and tuple(norm.std) == (0.5, 0.5, 0.5)

@@ -112,9 +112,9 @@ def nearest_colour(hue_deg: float, names: list[str]) -> str:
 
 @register_embedder("colorhist")
 def build_colorhist(name: str, *, weights=None, device="cpu", tokenizer=None, random_init=False, amp=None,
-                    known_fingerprint=None) -> ColorHistEmbedder:
-    if weights is not None:
-        raise WsovvisError("model 'colorhist' has no weights: drop --weights")
+                    pretrained_tag=None, known_fingerprint=None) -> ColorHistEmbedder:
+    if weights is not None or pretrained_tag is not None:
+        raise WsovvisError("model 'colorhist' has no weights: drop --weights / --pretrained_tag")
     if name and not name.isdigit():
         raise WsovvisError(f"model spec 'colorhist:{name}': the name part is the number of hue bins, e.g. colorhist:36")
     return ColorHistEmbedder(bins=int(name) if name else 36)

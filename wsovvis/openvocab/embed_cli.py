@@ -24,6 +24,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"model spec '<scheme>:<name>': openclip:<open_clip config> or colorhist:[bins] "
                         f"(default {DEFAULT_SPEC})")
     g.add_argument("--weights", default=None, help="local weights file of the model (nothing is downloaded)")
+    g.add_argument("--pretrained_tag", default=None,
+                   help="which published weights --weights holds (e.g. webli, openai, dfn2b): sets the matching "
+                        "preprocessing; needed only when the model's tags disagree")
     g.add_argument("--random_init", action="store_true",
                    help="use seeded random weights instead of --weights (tests and benchmarks only)")
     g.add_argument("--tokenizer", default=None,
@@ -56,6 +59,7 @@ def build_from_args(args: argparse.Namespace, known_fingerprint: dict | None = N
         tokenizer=args.tokenizer,
         random_init=args.random_init,
         amp=False if args.no_amp else None,
+        pretrained_tag=args.pretrained_tag,
         known_fingerprint=known_fingerprint,
     )
 

@@ -91,6 +91,7 @@ def build_embedder(
     tokenizer: str | os.PathLike | None = None,
     random_init: bool = False,
     amp: bool | None = None,
+    pretrained_tag: str | None = None,
     known_fingerprint: dict | None = None,
 ) -> Embedder:
     """Build the embedder named by ``spec``.
@@ -98,6 +99,7 @@ def build_embedder(
     ``weights``: local weights file (never downloaded); ``random_init``: explicit opt-in to random
     weights (tests, benchmarks); ``tokenizer``: local tokenizer directory for models whose tokenizer
     lives on the HuggingFace hub; ``amp``: fp16 autocast, default on for CUDA;
+    ``pretrained_tag``: which published weights the file holds (their preprocessing differs);
     ``known_fingerprint``: a fingerprint recorded earlier, reused when the weights file is unchanged.
     """
     scheme, name = parse_spec(spec)
@@ -110,6 +112,7 @@ def build_embedder(
         tokenizer=tokenizer,
         random_init=random_init,
         amp=amp,
+        pretrained_tag=pretrained_tag,
         known_fingerprint=known_fingerprint,
     )
 

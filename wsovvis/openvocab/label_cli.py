@@ -66,7 +66,8 @@ def text_builder(meta: dict, weights: str | None, tokenizer: str | None, device:
         if w is not None and not random_init and not Path(w).is_file():
             raise WsovvisError(f"{w}: the weights file recorded by `wsovvis embed` is gone; pass --weights FILE")
         return build_embedder(meta["model"], weights=None if random_init else w, device=device, tokenizer=tokenizer,
-                              random_init=random_init, known_fingerprint=recorded or None)
+                              random_init=random_init, pretrained_tag=fp.get("pretrained_tag"),
+                              known_fingerprint=recorded or None)
 
     return build
 

@@ -38,6 +38,57 @@ def _quiet_open_clip():
         root.setLevel(level)
 
 
+def _normalize_mean(preprocess) -> tuple[float, float, float]:
+    """The RGB mean (0..1) of the transform's Normalize step: the colour that becomes zero input."""
+    from torchvision.transforms import Normalize
+
+    for t in getattr(preprocess, "transforms", []):
+        if isinstance(t, Normalize):
+            return tuple(float(m) for m in t.mean)
+    return (0.5, 0.5, 0.5)
+
+
+_TAG_KEYS = ("mean", "std", "interpolation", "resize_mode", "quick_gelu")
+
+
+def tag_settings(name: str, tag: str | None) -> tuple[str | None, dict]:
+    """Preprocessing and activation that published weights of ``name`` were trained with.
+
+    open_clip applies these only when it downloads a tagged checkpoint; a local file gets the generic
+    CLIP defaults, which is wrong for SigLIP (mean/std 0.5) and OpenAI (QuickGELU) weights. So they are
+    taken from the tag: the given one, or the model's only choice when all its tags agree.
+    Returns ``(tag or None, {mean, std, interpolation, resize_mode, quick_gelu})`` (empty if the model has no tags).
+    """
+    import open_clip
+
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if tag is not None:
+        if tag not in tags:
+            raise WsovvisError(f"--pretrained_tag {tag!r} is not a published tag of openclip:{name}; "
+                               f"choose from {', '.join(tags) or '(none)'}")
+        chosen = [tag]
+    else:
+        chosen = tags
+    settings = {}
+    for t in chosen:
+        cfg = open_clip.get_pretrained_cfg(name, t)
+        settings.setdefault(tuple((k, cfg.get(k)) for k in _TAG_KEYS), []).append(t)
+    if len(settings) > 1:
+        groups = "; ".join(", ".join(ts) for ts in settings.values())
+        raise WsovvisError(
+            f"openclip:{name}: its published weights differ in preprocessing or activation ({groups}); "
+            "pass --pretrained_tag TAG naming the weights in --weights"
+        )
+    if not settings:
+        return None, {}
+    (items, group), = settings.items()
+    return (tag or (group[0] if len(group) == 1 else None)), {k: _plain(v) for k, v in items if v is not None}
+
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
 def make_tokenizer(name: str, tokenizer_dir: str | os.PathLike | None = None):
     """The text tokenizer of open_clip model ``name``, never from the hub.
 
@@ -92,6 +143,7 @@ class OpenClipEmbedder(Embedder):
         tokenizer_dir: local HuggingFace tokenizer directory, for models whose tokenizer is not bundled.
         random_init: build with seeded random weights instead of ``weights`` (tests, benchmarks).
         amp: fp16 autocast for the encoders (default: on for CUDA).
+        pretrained_tag: the published weights ``weights`` holds (sets preprocessing, see `tag_settings`).
         known_fingerprint: the weights fingerprint recorded by an earlier run (saves re-hashing).
     """
 
@@ -103,6 +155,7 @@ class OpenClipEmbedder(Embedder):
         tokenizer_dir: str | os.PathLike | None = None,
         random_init: bool = False,
         amp: bool | None = None,
+        pretrained_tag: str | None = None,
         known_fingerprint: dict | None = None,
     ):
         import open_clip
@@ -123,6 +176,14 @@ class OpenClipEmbedder(Embedder):
             raise WsovvisError("--weights and --random_init are mutually exclusive")
         if weights is not None and not Path(weights).is_file():
             raise WsovvisError(f"{weights}: --weights file does not exist (model 'openclip:{name}')")
+        # Random weights were trained on nothing: open_clip's defaults are as good as any tag's.
+        self.tag, self.tag_cfg = (None, {}) if random_init else tag_settings(name, pretrained_tag)
+        kwargs = {}
+        if self.tag_cfg:
+            kwargs = {"image_mean": tuple(self.tag_cfg["mean"]), "image_std": tuple(self.tag_cfg["std"]),
+                      "image_interpolation": self.tag_cfg.get("interpolation"),
+                      "image_resize_mode": self.tag_cfg.get("resize_mode"),
+                      "force_quick_gelu": bool(self.tag_cfg.get("quick_gelu", False))}
         self.name = name
         self.spec = f"openclip:{name}"
         self.device = resolve_device(device)
@@ -140,15 +201,16 @@ class OpenClipEmbedder(Embedder):
                 log.warning("openclip:%s has RANDOM weights (--random_init): embeddings carry no meaning", name)
             else:
                 try:
-                    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(weights))
+                    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(weights),
+                                                                                 **kwargs)
                 except (RuntimeError, KeyError, ValueError, OSError) as e:
                     raise WsovvisError(f"{weights}: cannot load as weights of open_clip model '{name}': {e}") from e
-                log.info("openclip:%s weights from %s (sha256 %s)", name, weights, self.weights_file["sha256"][:12])
+                log.info("openclip:%s weights from %s (sha256 %s), preprocessing of tag %s: %s", name, weights,
+                         self.weights_file["sha256"][:12], self.tag, self.tag_cfg or "open_clip defaults")
         self.model = model.to(self.device).eval()
         self._preprocess = preprocess
         self.dim = int(open_clip.get_model_config(name)["embed_dim"])
-        mean = (getattr(model.visual, "preprocess_cfg", None) or {}).get("mean", (0.48145466, 0.4578275, 0.40821073))
-        self.fill_rgb = tuple(int(round(255 * m)) for m in mean)
+        self.fill_rgb = tuple(int(round(255 * m)) for m in _normalize_mean(preprocess))
         self.random_init = random_init
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
@@ -184,11 +246,12 @@ class OpenClipEmbedder(Embedder):
     def fingerprint(self) -> dict:
         if self.random_init:
             return {"spec": self.spec, "random_init_seed": RANDOM_INIT_SEED}
-        return {"spec": self.spec, "weights_sha256": self.weights_file["sha256"]}
+        return {"spec": self.spec, "weights_sha256": self.weights_file["sha256"], "pretrained_tag": self.tag,
+                "preprocess": self.tag_cfg}
 
 
 @register_embedder("openclip")
 def build_openclip(name: str, *, weights=None, device="cpu", tokenizer=None, random_init=False, amp=None,
-                   known_fingerprint=None) -> OpenClipEmbedder:
+                   pretrained_tag=None, known_fingerprint=None) -> OpenClipEmbedder:
     return OpenClipEmbedder(name, weights=weights, device=device, tokenizer_dir=tokenizer, random_init=random_init,
-                            amp=amp, known_fingerprint=known_fingerprint)
+                            amp=amp, pretrained_tag=pretrained_tag, known_fingerprint=known_fingerprint)
