@@ -119,11 +119,16 @@ def _rle_counts(mask: np.ndarray) -> str:
     return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
 
 
+def _check(strings: list[str], pixels: int):
+    _, areas, bad = check_rles([{"size": [1, 1], "counts": s} for s in strings], pixels)
+    return areas, bad
+
+
 def test_check_rles_finds_every_kind_of_broken_counts():
     rng = np.random.default_rng(0)
     masks = [rng.random((H, W)) < p for p in (0.0, 0.1, 0.5, 0.9, 1.0)] + [box(H, W, 0, 0, H, W // 2)]
     good_strings = [_rle_counts(m) for m in masks]
-    areas, bad = check_rles(good_strings, H * W)
+    areas, bad = _check(good_strings, H * W)
     assert not bad.any()
     assert areas.tolist() == [int(m.sum()) for m in masks]
     s = good_strings[2]
@@ -138,7 +143,7 @@ def test_check_rles_finds_every_kind_of_broken_counts():
         "non-ascii": s + "\u00e9",
         "negative first run": "N" + s[1:],
     }
-    areas, bad = check_rles(list(broken.values()) + good_strings, H * W)
+    areas, bad = _check(list(broken.values()) + good_strings, H * W)
     assert bad.tolist() == [True] * len(broken) + [False] * len(good_strings), dict(zip(broken, bad))
 
 
@@ -152,7 +157,7 @@ def test_check_rles_agrees_with_pycocotools_on_many_random_masks():
         if kind == 1:
             m[rng.integers(0, h):, rng.integers(0, w):] = True
         masks.append(m)
-    areas, bad = check_rles([_rle_counts(m) for m in masks], h * w)
+    areas, bad = _check([_rle_counts(m) for m in masks], h * w)
     assert not bad.any()
     assert areas.tolist() == [int(m.sum()) for m in masks]
 

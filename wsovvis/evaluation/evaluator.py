@@ -193,27 +193,26 @@ def _match_video(inp: EvalInputs, video: Video, gts: list[GtTrack], dts: list[in
     for _, _, d_idx in groups:
         used[d_idx] = True
 
-    strings: list[str] = []
-    g_track, g_t = [], []
+    frames: list[dict] = []  # every present GT frame, then every present frame of a kept prediction
+    g_track: list[int] = []
+    g_t: list[int] = []
     for gi, g in enumerate(gts):
-        for t, s in enumerate(g.segs):
-            if s is not None:
-                strings.append(s)
-                g_track.append(gi)
-                g_t.append(t)
-    num_g_strings = len(strings)
-    d_track, d_t = [], []
+        idx = [t for t, s in enumerate(g.segs) if s is not None]
+        frames += [g.segs[t] for t in idx]
+        g_t += idx
+        g_track += [gi] * len(idx)
+    num_g_strings = len(frames)
+    d_track: list[int] = []
+    d_t: list[int] = []
     dt_len = np.zeros(len(dts), dtype=np.int64)
     for d in np.flatnonzero(used).tolist():
         segs = results[dts[d]]["segmentations"]
         dt_len[d] = len(segs)
-        for t, s in enumerate(segs):
-            if s is not None:
-                c = s["counts"]
-                strings.append(c if isinstance(c, str) else c.decode("ascii", errors="replace"))
-                d_track.append(d)
-                d_t.append(t)
-    areas, bad = check_rles(strings, video.height * video.width)
+        idx = [t for t, s in enumerate(segs) if s is not None]
+        frames += [segs[t] for t in idx]
+        d_t += idx
+        d_track += [d] * len(idx)
+    strings, areas, bad = check_rles(frames, video.height * video.width)
     if bad.any():
         _raise_bad_rle(inp, video, gts, dts, g_track, g_t, d_track, d_t, int(np.flatnonzero(bad)[0]), num_g_strings)
     g_track, g_t = np.array(g_track, dtype=np.int64), np.array(g_t, dtype=np.int64)

@@ -37,14 +37,14 @@ class Video:
 
 @dataclass
 class GtTrack:
-    """One GT object track. ``segs[t]``: compressed RLE counts string, or None when absent in frame t."""
+    """One GT object track. ``segs[t]``: compressed RLE ``{size, counts: str}``, or None when absent in frame t."""
 
     index: int  # position in the GT ``annotations`` list, for messages
     id: int
     category_id: int
     crowd: bool
     avg_area: float
-    segs: list[str | None]
+    segs: list[dict | None]
 
 
 @dataclass
@@ -76,8 +76,8 @@ def _fmt_list(items: list, limit: int = MAX_LISTED) -> str:
     return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
 
 
-def _gt_counts(seg: Any, h: int, w: int) -> str | None:
-    """GT frame -> compressed counts string (polygons and uncompressed RLE converted like ``annToRLE``)."""
+def _gt_rle(seg: Any, h: int, w: int) -> dict | None:
+    """GT frame -> compressed RLE with str counts (polygons and uncompressed RLE converted like ``annToRLE``)."""
     if not seg:  # null, or a polygon [] (falsy in the official code too)
         return None
     if isinstance(seg, list):
@@ -85,9 +85,8 @@ def _gt_counts(seg: Any, h: int, w: int) -> str | None:
     elif isinstance(seg["counts"], list):
         rle = mask_utils.frPyObjects(seg, *seg["size"])
     else:
-        rle = seg
-    counts = rle["counts"]
-    return counts.decode("ascii") if isinstance(counts, bytes) else counts
+        return seg
+    return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
 
 
 def load_gt(gt: Any, flavor: str) -> tuple[ytvis.YTVIS, dict]:
@@ -125,7 +124,7 @@ def load_gt(gt: Any, flavor: str) -> tuple[ytvis.YTVIS, dict]:
                 "from the GT JSON (as the official code does), so they must be present"
             )
         try:
-            segs = [_gt_counts(s, v.height, v.width) for s in a["segmentations"]]
+            segs = [_gt_rle(s, v.height, v.width) for s in a["segmentations"]]
         except Exception as e:  # pycocotools raises plain TypeErrors/ValueErrors on malformed polygons
             raise WsovvisError(f"{src}: annotations[{i}] (id {a['id']}): cannot convert a segmentation: {e}") from e
         gts[v.id].append(
@@ -202,6 +201,13 @@ def check_results(
         if len(segs) != video.length:
             length_mismatch.append(f"result[{i}] has {len(segs)} frames, video {vid} has {video.length}")
         hw = [video.height, video.width]
+        try:  # the common case in one pass: compressed RLE dicts of the video's size, or null
+            ok = all(s is None or (s["size"] == hw and type(s["counts"]) is str) for s in segs)
+        except (TypeError, KeyError, IndexError):
+            ok = False
+        if ok:
+            by_video[vid].append(i)
+            continue
         for t, s in enumerate(segs):
             if s is None:
                 continue
@@ -212,7 +218,7 @@ def check_results(
                 )
                 break
             size = s.get("size")
-            if size != hw and (not isinstance(size, (list, tuple)) or list(size) != hw):
+            if not isinstance(size, (list, tuple)) or list(size) != hw:
                 problem(f"result[{i}].segmentations[{t}]: RLE size {size!r} != video {vid} size [height, width] {hw}")
                 break
         else:

@@ -31,12 +31,12 @@ MAX_CHUNKS = 6
 PAIR_BUDGET = 1 << 14
 
 
-def check_rles(strings: list[str], pixels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Areas and validity of compressed RLE ``counts`` strings of frames with ``pixels`` = H*W pixels.
+def check_rles(frames: list[dict], pixels: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Validity and areas of compressed RLEs ``{size, counts}`` of frames with ``pixels`` = H*W pixels.
 
-    Returns ``areas`` int64 [n] (foreground pixels) and ``bad`` bool [n]: the string is not valid
-    compressed RLE (non-ASCII or out-of-range chars, a value running past the end, a negative first run)
-    or its runs do not add up to ``pixels``.
+    Returns the ``counts`` strings, ``areas`` int64 [n] (foreground pixels) and ``bad`` bool [n]: the
+    string is not valid compressed RLE (non-ASCII or out-of-range chars, a value running past the end, a
+    negative first run) or its runs do not add up to ``pixels``.
 
     The total is found with pycocotools' own parser, which sums only the odd (foreground) counts: parsed
     with one extra leading value (``"0" + s``) the old even counts land on odd positions. Because later
@@ -45,10 +45,13 @@ def check_rles(strings: list[str], pixels: int) -> tuple[np.ndarray, np.ndarray]
     exact modulo 2^32, the width pycocotools counts in; a string whose counts sum to the frame size plus
     a multiple of 2^32 would pass, which takes a deliberately crafted string.
     """
+    strings = [f["counts"] for f in frames]
+    if any(type(c) is not str for c in strings):
+        strings = [c.decode("ascii", errors="replace") if isinstance(c, bytes) else c for c in strings]
     n = len(strings)
     areas = np.zeros(n, dtype=np.int64)
     if n == 0:
-        return areas, np.zeros(0, dtype=bool)
+        return strings, areas, np.zeros(0, dtype=bool)
     non_ascii = None
     try:
         raw = "".join(strings).encode("ascii")
@@ -63,7 +66,7 @@ def check_rles(strings: list[str], pixels: int) -> tuple[np.ndarray, np.ndarray]
     if non_ascii is not None:
         bad |= non_ascii
     if len(raw) == 0:
-        return areas, bad
+        return strings, areas, bad
     c = np.frombuffer(raw, dtype=np.uint8) - np.uint8(48)
     if (c > 63).any():
         bad[np.searchsorted(end, np.flatnonzero(c > 63), side="right")] = True
@@ -87,18 +90,19 @@ def check_rles(strings: list[str], pixels: int) -> tuple[np.ndarray, np.ndarray]
         c0 = np.where(use, (c0 << 5) + (chars[:, k] & 31), c0)
     bad |= c0 < 0
     ok = np.flatnonzero(~bad)  # only well-formed strings go to the C parser
-    good = [strings[i] for i in ok.tolist()]
-    a1 = _areas(good)
-    a2 = _areas(["0" + s for s in good])
+    if ok.size == n and non_ascii is None:
+        a1 = _areas(frames)
+    else:
+        a1 = _areas([{"size": [1, 1], "counts": strings[i]} for i in ok.tolist()])
+    a2 = _areas([{"size": [1, 1], "counts": "0" + strings[i]} for i in ok.tolist()])
     total = (a1 + a2 - ((m[ok] - 1) // 2) * c0[ok]) % (1 << 32)
     bad[ok[total != pixels]] = True
     areas[ok] = a1
-    return areas, bad
+    return strings, areas, bad
 
 
-def _areas(strings: list[str]) -> np.ndarray:
+def _areas(objs: list[dict]) -> np.ndarray:
     """pycocotools areas in chunks (its ``area`` fails on lists longer than 255 with numpy 2)."""
-    objs = [{"size": [1, 1], "counts": s} for s in strings]
     parts = [mask_utils.area(objs[i : i + 255]) for i in range(0, len(objs), 255)]
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
