@@ -194,3 +194,34 @@ def test_masks_encoded_at_another_size_are_an_error_not_a_hang(delta):
     assert proc.returncode == 0, proc.stderr
     assert "ERROR <results>: result[0].segmentations[0] (video 1): malformed compressed RLE counts" in proc.stdout
     assert "do not add up to 8x10 pixels" in proc.stdout
+
+
+def test_uncompressed_and_polygon_gt_and_bytes_counts_give_the_same_numbers():
+    """YTVIS-2019 GT files store uncompressed RLE; polygons are converted like annToRLE; pycocotools
+    callers may pass bytes counts."""
+    from wsovvis.evaluation.reference import reference_evaluate
+
+    h, w = 12, 16
+    a, b = box(h, w, 2, 3, 8, 9), box(h, w, 1, 1, 5, 12)
+    gt = make_gt([(1, h, w, 2)], [1], [{"video_id": 1, "category_id": 1, "masks": [a, a]},
+                                       {"video_id": 1, "category_id": 1, "masks": [b, None]}])
+    results = [pred(1, 1, 0.9, [a, b]), pred(1, 1, 0.7, [b, None]), pred(1, 1, 0.8, [a, None])]
+    base = evaluate(gt, results)
+    assert base["AP"] > 0
+    # the same mask as uncompressed RLE (column-major runs, zeros first)
+    unc = json.loads(json.dumps(gt))
+    flat = a.flatten(order="F").astype(np.int8)
+    edges = np.flatnonzero(np.diff(flat)) + 1
+    runs = np.diff(np.concatenate(([0], edges, [flat.size])))
+    counts = ([0] if flat[0] else []) + runs.tolist()
+    unc["annotations"][0]["segmentations"][0] = {"size": [h, w], "counts": counts}
+    assert evaluate(unc, results) == base
+    # bytes counts in results (pycocotools.mask.encode output) are accepted as they are
+    as_bytes = [dict(r, segmentations=[None if s is None else {"size": s["size"], "counts": s["counts"].encode()}
+                                       for s in r["segmentations"]]) for r in results]
+    assert evaluate(gt, as_bytes) == base
+    # a polygon GT frame is rasterised like the official annToRLE
+    poly = json.loads(json.dumps(gt))
+    poly["annotations"][1]["segmentations"][0] = [[1.0, 1.0, 11.5, 1.0, 11.5, 4.5, 1.0, 4.5]]
+    got, ref = evaluate(poly, results), reference_evaluate(poly, results)
+    assert all(got[k] == ref[k] for k in got)
