@@ -2,8 +2,10 @@
 
 Semantics are those of the official youtubevos ``ytvoseval.py`` and LV-VIS ``lvviseval.py`` (see
 ``shared/reference/ytvis_eval.md``); the work is organised per video instead of per (prediction, GT,
-frame): one numpy decode of every RLE of the video, one IoU call per (video, category) on frames laid side
-by side (`wsovvis.evaluation.rle_batch`), then greedy matching and COCO accumulation.
+frame): every RLE of the video is checked once (its runs must add up to the frame size, or pycocotools
+would loop forever), co-present frames of the same category are intersected in a few batched
+``pycocotools.mask.iou`` calls (`wsovvis.evaluation.rle_batch`), the video IoUs follow from integer sums,
+then greedy matching (`matching`) and COCO accumulation (`accumulate`).
 """
 
 from __future__ import annotations

@@ -90,11 +90,13 @@ def check_rles(frames: list[dict], pixels: int) -> tuple[list[str], np.ndarray, 
         c0 = np.where(use, (c0 << 5) + (chars[:, k] & 31), c0)
     bad |= c0 < 0
     ok = np.flatnonzero(~bad)  # only well-formed strings go to the C parser
+    size = [1, 1]  # area() ignores the size; one shared list saves an allocation per string
     if ok.size == n and non_ascii is None:
         a1 = _areas(frames)
+        a2 = _areas([{"size": size, "counts": "0" + c} for c in strings])
     else:
-        a1 = _areas([{"size": [1, 1], "counts": strings[i]} for i in ok.tolist()])
-    a2 = _areas([{"size": [1, 1], "counts": "0" + strings[i]} for i in ok.tolist()])
+        a1 = _areas([{"size": size, "counts": strings[i]} for i in ok.tolist()])
+        a2 = _areas([{"size": size, "counts": "0" + strings[i]} for i in ok.tolist()])
     total = (a1 + a2 - ((m[ok] - 1) // 2) * c0[ok]) % (1 << 32)
     bad[ok[total != pixels]] = True
     areas[ok] = a1
@@ -150,8 +152,9 @@ def frame_intersections(
         ci, c_code = ci[keep_c], c_code[keep_c]
         if ri.size == 0:
             continue
-        d_rles = [{"size": [height, width + int(k)], "counts": rows[r]} for r, k in zip(ri.tolist(), r_code.tolist())]
-        g_rles = [{"size": [height, width + int(k)], "counts": cols[g]} for g, k in zip(ci.tolist(), c_code.tolist())]
+        sizes = {k: [height, width + k] for k in np.unique(r_code).tolist()}
+        d_rles = [{"size": sizes[k], "counts": rows[r]} for r, k in zip(ri.tolist(), r_code.tolist())]
+        g_rles = [{"size": sizes[k], "counts": cols[g]} for g, k in zip(ci.tolist(), c_code.tolist())]
         frac = np.asarray(mask_utils.iou(d_rles, g_rles, [1] * len(g_rles)), dtype=np.float64)
         # same-code pairs: for each row, the columns whose code equals the row's
         c_sort = np.argsort(c_code, kind="stable")
