@@ -139,6 +139,7 @@ class TrainConfig:
     resume: bool | str = False  # True: newest run with a checkpoint under the base; or a run directory
     eval_only: bool = False
     d2_opts: list[Any] = field(default_factory=list)
+    num_threads: int = 0  # torch intra-op threads per process; 0 = torch's default (all cores / processes)
     log_period: int = 10
     plots: bool = True
     progress: bool = True

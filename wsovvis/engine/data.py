@@ -85,6 +85,9 @@ def build_train_loader(cfg, dataset: YTVISClipDataset, rank: int, world_size: in
         prefetch_factor=cfg.data.prefetch_factor if workers > 0 else None,
         persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
         worker_init_fn=_worker_init,
+        # Its own generator: creating the loader iterator must not draw from the global torch RNG,
+        # whose state is checkpointed (dropout) and must match an uninterrupted run.
+        generator=torch.Generator().manual_seed(cfg.seed),
     )
 
 

@@ -152,19 +152,23 @@ def _read_rank_tracebacks(run_dir: Path) -> list[tuple[float, int, str]]:
     return sorted(out)
 
 
-def write_root_traceback(run_dir: str | Path | None, notes: list[str] | None = None) -> Path | None:
-    """``traceback.txt``: the earliest rank failure (the root cause), then the others and ``notes``."""
+def write_root_traceback(run_dir: str | Path | None, notes: list[str] | None = None,
+                         root_rank: int | None = None) -> Path | None:
+    """``traceback.txt``: the root cause first (``root_rank``, else the earliest rank failure), then the
+    other ranks' last lines and ``notes``."""
     if run_dir is None:
         return None
     run_dir = Path(run_dir)
     found = _read_rank_tracebacks(run_dir)
+    if root_rank is not None:
+        found.sort(key=lambda f: (f[1] != root_rank, f[0]))
     lines = []
     if found:
         t0, r0, text0 = found[0]
         lines += [f"root failure: rank {r0} at {datetime.datetime.fromtimestamp(t0).isoformat()}", "", text0.rstrip()]
         for t, r, text in found[1:]:
             last = text.strip().splitlines()[-1] if text.strip() else ""
-            lines += ["", f"rank {r} failed {t - t0:.1f} s later: {last}"]
+            lines += ["", f"rank {r} failed ({t - t0:+.1f} s): {last}"]
     for n in notes or []:
         lines += ["", n]
     if not lines:

@@ -89,7 +89,9 @@ def run_rank(info: du.DistInfo, resolved: dict, run_dir: str | None, sacred_run:
         du.init_group(info)
         run_dir, resolved = du.broadcast_object((run_dir, resolved))
         cfg = build_train_config(resolved)
-        if device.type == "cpu" and info.local_world_size > 1:
+        if cfg.num_threads > 0:
+            torch.set_num_threads(cfg.num_threads)
+        elif device.type == "cpu" and info.local_world_size > 1:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.local_world_size))
         ctx = trainer.Context(device=device, run_dir=Path(run_dir), config=resolved,
                               sacred_run=sacred_run if info.rank == 0 else None,
@@ -159,9 +161,13 @@ def launch_workers(cfg, resolved: dict, run_dir: str | None, sacred_run: Any, bu
         du.terminate(procs.values())
         if failed is not None:
             rank, code, when = failed
-            if run_dir and not (Path(run_dir) / f"traceback.rank{rank}.txt").exists():
+            silent = run_dir is not None and not (Path(run_dir) / f"traceback.rank{rank}.txt").exists()
+            if silent:
+                # A rank that died without a word (signal, os._exit, OOM killer) is the root cause;
+                # rank 0's own error is only the broken connection to it.
                 du.write_rank_traceback(run_dir, rank, f"rank {rank} exited with code {code} without a traceback "
                                                       "(killed by a signal or a hard exit, e.g. out of memory)\n")
+            du.write_root_traceback(run_dir, root_rank=rank if silent else None)
             raise RankFailure(f"rank {rank} failed (exit code {code}); every rank was stopped"
                               + (f"; root traceback in {Path(run_dir) / 'traceback.txt'}" if run_dir else "")) from e
         raise
@@ -240,12 +246,34 @@ def _sacred_main(config: dict, sacred_run: Any, state: dict) -> dict:
         return launch_workers(cfg, resolved, str(run_dir) if run_dir else None, sacred_run, state["builder"])
     except BaseException as e:
         if run_dir is not None:
-            if not isinstance(e, RankFailure) and not list(run_dir.glob("traceback.rank*.txt")):
-                du.write_rank_traceback(run_dir, 0, du.format_exception(e))
-            path = du.write_root_traceback(run_dir)
-            if path:
-                log.error("traceback written to %s", path)
+            if not isinstance(e, RankFailure):
+                if not list(run_dir.glob("traceback.rank*.txt")):
+                    du.write_rank_traceback(run_dir, 0, du.format_exception(e))
+                du.write_root_traceback(run_dir)
+            if (run_dir / "traceback.txt").is_file():
+                log.error("traceback written to %s", run_dir / "traceback.txt")
         raise
+
+
+def check_input_paths(cfg) -> None:
+    """Fail before a run directory exists when an input file or folder is missing."""
+    d = cfg.data
+    need = []
+    if not cfg.eval_only:
+        need += [("data.train_json", d.train_json, "file"), ("data.train_img_root", d.train_img_root, "dir")]
+    if cfg.eval_only or cfg.eval.at_end or cfg.eval.period > 0:
+        if d.val_json or cfg.eval_only:
+            need += [("data.val_json", d.val_json, "file"), ("data.val_img_root", d.val_img_root, "dir")]
+    if cfg.model.weights:
+        need.append(("model.weights", cfg.model.weights, "file"))
+    for key, value, kind in need:
+        if not value:
+            raise WsovvisError(f"config: {key} is not set")
+        p = Path(value)
+        if not (p.is_file() if kind == "file" else p.is_dir()):
+            what = "file" if kind == "file" else "directory"
+            raise WsovvisError(f"{value}: {key} names no {what}" + (" (it exists but is not a " + what + ")"
+                                                                   if p.exists() else ""))
 
 
 def prepare(argv: Sequence[str], prog: str = PROG, builder: Callable | None = None):
@@ -272,6 +300,8 @@ def prepare(argv: Sequence[str], prog: str = PROG, builder: Callable | None = No
     full = train_config_dict(build_train_config(base, where=where))
     check_update_keys(full, updates, where="config update (with ...)")
     cfg = build_train_config(apply_d2_opts(deep_merge(copy.deepcopy(full), updates)), where="config")
+    if not (args.get("COMMAND") and args["COMMAND"] != "wsovvis_train"):
+        check_input_paths(cfg)
     env = du.torchrun_env()
     global_rank = env.rank if env is not None else cfg.machine_rank * cfg.num_gpus
     base_dir = args.get("--file_storage") or cfg.output_root

@@ -9,6 +9,7 @@ of the run directory when asked, trains for ``solver.max_iter`` iterations (or o
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import random
@@ -70,6 +71,16 @@ def memory_mb(device: torch.device) -> float:
 
 def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer (name, shape, bytes): equal on all ranks iff replicas agree."""
+    h = hashlib.sha256()
+    for name, t in sorted(unwrap(model).state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _autocast(cfg, device: torch.device):
@@ -236,6 +247,17 @@ class Trainer:
         finally:
             bar.close()
             del it_loader  # shuts loader workers down
+        self.check_replicas()
+
+    def check_replicas(self) -> None:
+        """Every rank must end with the same weights; rank 0 records the fingerprints in ``ranks.json``."""
+        prints = du.all_gather_object(weights_fingerprint(self.model))
+        if self.rank == 0:
+            atomic_write_json(self.ctx.run_dir / "ranks.json",
+                              {"iteration": self.iteration, "world_size": self.world, "weights_sha256": prints},
+                              indent=2)
+        if len(set(prints)) != 1:
+            raise RuntimeError(f"model replicas diverged across ranks at iteration {self.iteration}: {prints}")
 
     def _inject_failure(self) -> None:
         f = self.cfg.inject_failure
