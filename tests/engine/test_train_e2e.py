@@ -85,8 +85,9 @@ def test_eval_only_with_weights_and_submission_mode(smoke, train_data, tmp_path)
     gt.pop("annotations")
     noann = tmp_path / "val_images_only.json"
     noann.write_text(json.dumps(gt))
+    weights = run / "checkpoints" / "model_final.pth"
     common = ["debug=cpu_smoke", "with", f"data.val_json={noann}", f"data.val_img_root={train_data.img_root}",
-              "num_threads=1", "progress=False", "eval_only=True", f"model.weights={run / 'checkpoints' / 'model_final.pth'}",
+              "num_threads=1", "progress=False", "eval_only=True", f"model.weights={weights}",
               "-F", str(tmp_path / "runs"), "-c", "no"]
     # local evaluation needs ground truth: fails at start-up naming the file
     r = run_train(common, cwd=tmp_path)
