@@ -7,15 +7,14 @@ Two ways to get several processes:
 * ``torchrun``: ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` come from the environment (`torchrun_env`).
 
 Failure handling (spawn mode): each rank writes ``traceback.rank<r>.txt`` into the run directory
-when it fails. Local rank 0 runs a `ChildWatchdog` that notices a dead child, interrupts the main
-thread and, if that does not end the run within ``grace_s``, writes ``traceback.txt`` and exits
-hard. Each child runs a `ParentWatchdog` that exits when its parent disappears. With torchrun, the
-torchrun agent tears the group down when a rank fails.
+when it fails. Local rank 0 runs a `ChildWatchdog` that notices a dead child and, if rank 0 has not
+stopped by itself within ``grace_s`` (a collective with a dead peer fails at once), writes
+``traceback.txt`` and exits hard. Each child runs a `ParentWatchdog` that exits when its parent
+disappears. With torchrun, the torchrun agent tears the group down when a rank fails.
 """
 
 from __future__ import annotations
 
-import _thread
 import datetime
 import os
 import socket
@@ -186,11 +185,12 @@ def format_exception(e: BaseException) -> str:
 
 
 class ChildWatchdog(threading.Thread):
-    """Watches spawned ranks from local rank 0; on a failed child, ends the whole job.
+    """Watches spawned ranks from local rank 0; ends the whole job when a child fails.
 
-    ``failed`` holds ``(rank, exitcode)`` of the first failed child. The main thread gets a
-    KeyboardInterrupt; if it has not called `stop` within ``grace_s`` (blocked in a collective),
-    the watchdog writes ``traceback.txt``, kills the children and exits the process.
+    ``failed`` holds ``(rank, exitcode)`` of the first failed child. Rank 0 normally notices by
+    itself (its next collective fails at once on the broken connection) and calls `stop`; if it
+    has not done so within ``grace_s`` (stuck outside any collective), the watchdog writes
+    ``traceback.txt``, calls ``on_hard_exit``, kills the children and exits the process.
     """
 
     def __init__(self, procs: dict[int, Any], run_dir: Path | None, grace_s: float = 20.0,
@@ -216,18 +216,20 @@ class ChildWatchdog(threading.Thread):
             return
         rank, code = self.failed
         log.error("rank %d exited with code %s; stopping every rank", rank, code)
-        _thread.interrupt_main()
         if self._stop_event.wait(self.grace_s):
             return
-        # The main thread is stuck (e.g. inside a collective): end the job from here.
-        write_root_traceback(self.run_dir, [f"rank {rank} exited with code {code}; rank 0 was blocked and "
-                                            f"was stopped by the watchdog after {self.grace_s:.0f} s"])
+        # Rank 0 is stuck (not in a collective, or one that does not notice): end the job from here.
+        if self.run_dir is not None and not (Path(self.run_dir) / f"traceback.rank{rank}.txt").exists():
+            write_rank_traceback(self.run_dir, rank, f"rank {rank} exited with code {code} without a traceback\n")
+        write_root_traceback(self.run_dir, [f"rank 0 did not stop within {self.grace_s:.0f} s of rank {rank}'s "
+                                            "failure and was ended by the watchdog"], root_rank=rank)
         if self.on_hard_exit is not None:
             try:
                 self.on_hard_exit(rank, code)
             except Exception:
                 pass
         terminate(self.procs.values())
+        print(f"[wsovvis] rank {rank} failed (exit code {code}); rank 0 stopped by the watchdog", file=sys.stderr)
         sys.stderr.flush()
         os._exit(1)
 
