@@ -1,0 +1,77 @@
+"""``build_engine(cfg)``: the only place that turns pseudo-tube settings into an engine.
+
+``cfg`` keys (an argparse Namespace or a dict; missing keys take the defaults of `DEFAULTS`):
+``engine`` (``maskcut`` | ``videocutler``), ``arch`` (``classic`` or a ViT of
+`wsovvis.pseudo.vit_features.VIT_ARCHS`), ``weights``, ``tau``, ``num_cuts``, ``refine``,
+``short_side``, ``conf``, ``clip_len``, ``overlap``, ``cutler_root``, ``device``.
+
+With ``engine=maskcut`` and no ``weights`` the weight-free classic features are used (no
+download, the default). Naming a ViT ``arch`` without ``weights`` is an error naming ``--weights``.
+"""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from typing import Any
+
+from wsovvis.errors import WsovvisError
+from wsovvis.pseudo.cleanup import CleanupParams
+from wsovvis.pseudo.cut import CutParams
+from wsovvis.pseudo.features import build_features
+from wsovvis.pseudo.maskcut import MaskCutEngine
+from wsovvis.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+ENGINES = ("maskcut", "videocutler")
+DEFAULTS: dict[str, Any] = {
+    "engine": "maskcut", "arch": "auto", "weights": None, "tau": None, "num_cuts": None, "refine": "guided",
+    "short_side": None, "conf": 0.8, "clip_len": 64, "overlap": 8, "cutler_root": "third_party/CutLER",
+    "device": None, "min_len": 3,
+}
+# Weight-free cut settings, tuned on the DAVIS sample and the synthetic videos (bench/pseudo_davis.py).
+CLASSIC_CUT = {"tau": 0.5, "num_cuts": 4, "fg_rule": "saliency", "min_saliency": 0.3}
+VIT_CUT = {"num_cuts": 3, "fg_rule": "maskcut"}
+
+
+def _get(cfg: Namespace | dict, key: str) -> Any:
+    val = cfg.get(key) if isinstance(cfg, dict) else getattr(cfg, key, None)
+    return DEFAULTS[key] if val is None else val
+
+
+def build_engine(cfg: Namespace | dict):
+    """-> ``MaskCutEngine`` or ``VideoCutLEREngine`` (both: ``engine(video) -> EngineResult`` and ``frame_spec``)."""
+    name = _get(cfg, "engine")
+    if name not in ENGINES:
+        raise WsovvisError(f"unknown --engine {name!r}; choose from {', '.join(ENGINES)}")
+    weights = _get(cfg, "weights")
+    if name == "videocutler":
+        from wsovvis.pseudo.videocutler import CutLERPredictor, VideoCutLEREngine
+
+        predictor = CutLERPredictor(_get(cfg, "cutler_root"), weights, _get(cfg, "device"))
+        return VideoCutLEREngine(predictor, threshold=float(_get(cfg, "conf")), clip_len=int(_get(cfg, "clip_len")),
+                                 overlap=int(_get(cfg, "overlap")))
+    arch = _get(cfg, "arch")
+    if arch == "auto":
+        arch = "dino_vitb8" if weights else "classic"
+    clean = CleanupParams(min_len=int(_get(cfg, "min_len")))
+    if arch == "classic":
+        if weights:
+            raise WsovvisError("--weights was given with --arch classic, which uses no weights; "
+                               "name the ViT with --arch (e.g. dino_vitb8)")
+        kw = {"short_side": int(_get(cfg, "short_side") or 480)}
+        features = build_features("classic", **kw)
+        cut = dict(CLASSIC_CUT)
+    else:
+        kw = {"weights": weights, "device": _get(cfg, "device")}
+        if _get(cfg, "short_side"):
+            kw["short_side"] = int(_get(cfg, "short_side"))
+        features = build_features(arch, **kw)
+        cut = dict(VIT_CUT, tau=features.default_tau)
+    if _get(cfg, "tau") is not None:
+        cut["tau"] = float(_get(cfg, "tau"))
+    if _get(cfg, "num_cuts") is not None:
+        cut["num_cuts"] = int(_get(cfg, "num_cuts"))
+    log.info("engine maskcut: features %s, tau %.2f, N %d, refine %s", arch, cut["tau"], cut["num_cuts"],
+             _get(cfg, "refine"))
+    return MaskCutEngine(features, CutParams(**cut), clean=clean, refine=_get(cfg, "refine"))

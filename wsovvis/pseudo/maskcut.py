@@ -1,0 +1,111 @@
+"""The training-free ``maskcut`` engine: features -> per-frame cuts -> refinement -> tracks -> tubes.
+
+With a ViT checkpoint the features are the last-layer keys of DINO/DINOv2 (MaskCut); without one,
+the weight-free classic features (motion, colour) drive the same cut. Per frame the masks become
+`Detection`s scored by their cut (``1 - ncut`` for ViT features, mean objectness for the weight-free
+ones), are linked over time and cleaned up offline (`wsovvis.pseudo.cleanup`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from wsovvis.pseudo.cleanup import CleanupParams, Tube, cleanup
+from wsovvis.pseudo.cut import CutParams, PatchMask, cut_frame
+from wsovvis.pseudo.features import FeatureExtractor, VideoFeatures
+from wsovvis.pseudo.frames import Video
+from wsovvis.pseudo.linking import Detection, LinkParams, Track, Tracker
+from wsovvis.pseudo.motion import FlowEstimator, warp_mask
+from wsovvis.pseudo.refine import refine_mask
+
+
+@dataclass
+class EngineResult:
+    """``tubes`` with masks at the frames' working size (painted at the original size by the runner)."""
+
+    tubes: list[Tube]
+    num_frames: int
+    notes: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+
+def describe(feats: VideoFeatures, t: int, mask: np.ndarray) -> np.ndarray:
+    """Unit appearance vector of a patch mask ``[h, w]`` in frame ``t`` (mean link feature)."""
+    v = feats.link[t][mask].mean(axis=0)
+    if feats.link_is_histogram:
+        v = np.sqrt(np.maximum(v, 0.0))  # Hellinger: cosine of square roots compares histograms
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def detection_score(pm: PatchMask, fg_rule: str) -> float:
+    if fg_rule == "saliency":
+        return float(np.clip(pm.saliency, 0.0, 1.0))
+    return float(np.clip(1.0 - pm.ncut, 0.0, 1.0))
+
+
+class MaskCutEngine:
+    """Per-video pseudo tubes from a `FeatureExtractor` and the normalized-cut procedure."""
+
+    name = "maskcut"
+
+    def __init__(self, features: FeatureExtractor, cut: CutParams, link: LinkParams | None = None,
+                 clean: CleanupParams | None = None, refine: str = "guided", warp: bool = True):
+        self.features = features
+        self.warp = warp
+        self._flow = FlowEstimator("fast")
+        self.cut = cut
+        self.link = link or LinkParams()
+        self.clean = clean or CleanupParams()
+        self.refine = refine
+
+    @property
+    def frame_spec(self) -> tuple[int, int, int]:
+        """(short_side, multiple, max_long) of the working frame size this engine wants."""
+        return self.features.short_side, self.features.multiple, self.features.max_long
+
+    def detect(self, video: Video, feats: VideoFeatures, t: int) -> list[Detection]:
+        sal = feats.saliency[t] if feats.saliency is not None else None
+        prior = feats.pixel_saliency[t] if feats.pixel_saliency is not None else None
+        dets = []
+        for pm in cut_frame(feats.patch[t], self.cut, sal):
+            m = refine_mask(video.frames[t], pm.mask, self.refine, prior)
+            if m is None or not m.any():
+                continue
+            dets.append(Detection(mask=m, embedding=describe(feats, t, pm.mask),
+                                  score=detection_score(pm, self.cut.fg_rule)))
+        return dets
+
+    def __call__(self, video: Video) -> EngineResult:
+        feats = self.features(video.frames)
+        tracker = Tracker(self.link)
+        num_dets = 0
+        flows: dict[int, np.ndarray] = {}
+
+        def flow_from(t: int) -> np.ndarray:
+            """Forward flow t -> t+1 (from the features, else DIS on demand)."""
+            if feats.flow is not None:
+                return feats.flow[t]
+            if t not in flows:
+                import cv2
+
+                flows.clear()
+                g0 = cv2.cvtColor(video.frames[t], cv2.COLOR_RGB2GRAY)
+                g1 = cv2.cvtColor(video.frames[t + 1], cv2.COLOR_RGB2GRAY)
+                flows[t] = self._flow(g0, g1)
+            return flows[t]
+
+        def predict(tr: Track, t: int) -> np.ndarray:
+            # Only a track seen in the previous frame is moved; older ones match on appearance.
+            if self.warp and tr.last_t == t - 1:
+                return warp_mask(tr.last_mask, flow_from(t - 1))
+            return tr.last_mask
+
+        for t in range(len(video)):
+            dets = self.detect(video, feats, t)
+            num_dets += len(dets)
+            tracker.step(t, dets, lambda tr, t=t: predict(tr, t))
+        tubes = cleanup(tracker.tracks, len(video), self.clean)
+        return EngineResult(tubes=tubes, num_frames=len(video),
+                            stats={"detections": num_dets, "tracks": len(tracker.tracks), "tubes": len(tubes)})
