@@ -180,7 +180,6 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=cfg.find_unused_parameters)
         loader = build_train_loader(cfg, dataset, self.rank, self.world, self.iteration)
-        weights = self.criterion.weight_dict
         self.model.train()
         bar = tqdm(total=s.max_iter, initial=self.iteration, desc="train", unit="it", dynamic_ncols=True,
                    disable=not (cfg.progress and self.rank == 0), mininterval=1.0)
@@ -192,40 +191,8 @@ class Trainer:
                 # data
                 batches = [next(it_loader) for _ in range(s.grad_accum_steps)]
                 data_time = time.perf_counter() - t0
-                sums: dict[str, float] = {}
-                self.optimizer.zero_grad(set_to_none=True)
-                for k, batch in enumerate(batches):
-                    images, sizes, targets = to_device(batch, self.device)
-                    sync = k == len(batches) - 1 or self.world == 1
-                    ctx = contextlib.nullcontext() if sync else self.model.no_sync()
-                    with ctx:
-                        # forward + loss
-                        with _autocast(cfg, self.device):
-                            outputs = self.model(images, sizes)
-                            loss_dict = self.criterion(outputs, targets)
-                        loss = _weighted_loss(loss_dict, weights)
-                        values = {n: float(v.detach()) for n, v in loss_dict.items()}
-                        if not du.all_true(math.isfinite(float(loss.detach())), self.device):
-                            msg = ", ".join(f"{n}={v:.4g}" for n, v in sorted(values.items()))
-                            log.error("non-finite loss at iteration %d: %s", self.iteration, msg)
-                            raise FloatingPointError(f"non-finite loss at iteration {self.iteration} "
-                                                     f"(on some rank); this rank's loss terms: {msg}")
-                        # backward
-                        self.scaler.scale(loss / len(batches)).backward()
-                    for n, v in values.items():
-                        if n in weights:
-                            sums[n] = sums.get(n, 0.0) + v / len(batches)
-                    sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) / len(batches)
-                # clip + step
-                if s.clip_max_norm > 0:
-                    self.scaler.unscale_(self.optimizer)
-                    grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), s.clip_max_norm))
-                else:
-                    grad_norm = float("nan")
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                lr = self.optimizer.param_groups[-1]["lr"]
-                self.scheduler.step()
+                # forward -> loss -> backward/clip -> step
+                sums, grad_norm, lr = self.step(batches)
                 self.iteration += 1
                 iter_time = time.perf_counter() - t0
                 # log
@@ -258,6 +225,44 @@ class Trainer:
                               indent=2)
         if len(set(prints)) != 1:
             raise RuntimeError(f"model replicas diverged across ranks at iteration {self.iteration}: {prints}")
+
+    def step(self, batches: list[dict]) -> tuple[dict[str, float], float, float]:
+        """One optimiser step over ``batches`` (gradient accumulation): forward -> loss -> backward
+        -> clip -> step. Returns (mean weighted loss terms and ``loss``, grad norm, lr used)."""
+        s, weights = self.cfg.solver, self.criterion.weight_dict
+        sums: dict[str, float] = {}
+        self.optimizer.zero_grad(set_to_none=True)
+        for k, batch in enumerate(batches):
+            images, sizes, targets = to_device(batch, self.device)
+            last = k == len(batches) - 1
+            # DDP all-reduces gradients on the last micro-batch only.
+            sync = contextlib.nullcontext() if last or self.world == 1 else self.model.no_sync()
+            with sync:
+                with _autocast(self.cfg, self.device):
+                    outputs = self.model(images, sizes)
+                    loss_dict = self.criterion(outputs, targets)
+                loss = _weighted_loss(loss_dict, weights)
+                values = {n: float(v.detach()) for n, v in loss_dict.items()}
+                # Every rank must take the same branch, or the others would wait in backward forever.
+                if not du.all_true(math.isfinite(float(loss.detach())), self.device):
+                    msg = ", ".join(f"{n}={v:.4g}" for n, v in sorted(values.items()))
+                    log.error("non-finite loss at iteration %d: %s", self.iteration, msg)
+                    raise FloatingPointError(f"non-finite loss at iteration {self.iteration} (on some rank); "
+                                             f"this rank's loss terms: {msg}")
+                self.scaler.scale(loss / len(batches)).backward()
+            for n, v in values.items():
+                if n in weights:
+                    sums[n] = sums.get(n, 0.0) + v / len(batches)
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) / len(batches)
+        grad_norm = float("nan")
+        if s.clip_max_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), s.clip_max_norm))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        lr = self.optimizer.param_groups[-1]["lr"]
+        self.scheduler.step()
+        return sums, grad_norm, lr
 
     def _inject_failure(self) -> None:
         f = self.cfg.inject_failure
