@@ -137,3 +137,15 @@ def test_unreadable_checkpoints_name_the_file(r50, tmp_path):
     torch.save([1, 2], lst)
     with pytest.raises(WsovvisError, match="list.pth: not a model checkpoint"):
         load_checkpoint(r50, lst)
+
+
+def test_original_container_with_pickled_args_loads(tmp_path):
+    import argparse
+
+    model, _, _ = build("seqformer_tiny", seed=13)
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"model": model.state_dict(), "args": argparse.Namespace(lr=2e-4), "epoch": 11}, path)
+    other, _, _ = build("seqformer_tiny", seed=14)
+    report = load_checkpoint(other, path, strict=True)
+    assert report.loaded == len(model.state_dict())
+    assert torch.equal(other.query_embed.weight, model.query_embed.weight)

@@ -155,3 +155,34 @@ def test_giou_loss_matches_box_ops():
     indices = [(torch.tensor([1]), torch.tensor([0]))]
     got = crit.loss_giou(outputs, targets, indices, torch.tensor(1.0), {})["loss_giou"]
     torch.testing.assert_close(got, expect)
+
+
+def _num_boxes_worker(rank: int, port: int, queue) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        n = 1 if rank == 0 else 4
+        targets = [{"labels": torch.zeros(n, dtype=torch.long)}]
+        queue.put(float(criterion().num_boxes(targets, torch.device("cpu"))))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_num_boxes_is_averaged_over_ranks():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_num_boxes_worker, args=(r, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    values = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert values == [2.5, 2.5]  # (1 + 4) / world size 2 on both ranks

@@ -23,6 +23,7 @@ module as ``bbox_embed.*``; a checkpoint holding either name fills both. A class
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,7 +129,14 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WsovvisError(f"{path}: model checkpoint does not exist (model.weights)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # the original repo pickles its argparse namespace next to the weights
+        log.warning("%s: checkpoint holds Python objects besides tensors; loading it fully (trusted files only)", path)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # torch raises many types for corrupt files
+            raise WsovvisError(f"{path}: unreadable model checkpoint: {e}") from e
     except Exception as e:  # torch raises many types for corrupt files
         raise WsovvisError(f"{path}: unreadable model checkpoint: {e}") from e
     if isinstance(obj, dict):
