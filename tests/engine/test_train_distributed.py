@@ -21,8 +21,10 @@ def _argv(train_data, base, *extra):
 
 
 def test_two_process_gloo_run_one_directory_identical_weights(train_data, tmp_path):
-    r = run_train(_argv(train_data, tmp_path / "runs", "solver.max_iter=3", "solver.checkpoint_period=3"),
-                  cwd=tmp_path)
+    # Final evaluation on: each rank predicts its share of the 2 val videos, rank 0 gathers and scores.
+    argv = _argv(train_data, tmp_path / "runs", "solver.max_iter=3", "solver.checkpoint_period=3", "eval.at_end=True",
+                 f"data.val_json={train_data.gt_json}", f"data.val_img_root={train_data.img_root}")
+    r = run_train(argv, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-4000:]
     runs = [p for p in (tmp_path / "runs").iterdir() if p.name.isdigit()]
     assert [p.name for p in runs] == ["1"]  # only rank 0 created a run directory
@@ -32,6 +34,8 @@ def test_two_process_gloo_run_one_directory_identical_weights(train_data, tmp_pa
     prov = json.loads((runs[0] / "provenance.json").read_text())
     assert prov[0]["world_size"] == 2
     assert (runs[0] / "checkpoints" / "ckpt_0000003.pth").is_file()
+    metrics = json.loads((runs[0] / "inference" / "metrics.json").read_text())
+    assert metrics["protocol"]["videos"] == 2 and "AP50" in metrics["metrics"]
 
 
 @pytest.mark.parametrize("kind", ["raise", "exit"])

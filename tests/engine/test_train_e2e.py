@@ -107,6 +107,21 @@ def test_eval_only_with_weights_and_submission_mode(smoke, train_data, tmp_path)
         assert all(s["size"] == sizes[res["video_id"]] for s in res["segmentations"] if s is not None)
 
 
+def test_python_entry_evaluates_given_weights(smoke, train_data, tmp_path, monkeypatch):
+    """`run_training` (what the demo calls), in process: eval_only with model.weights gives the
+    smoke run's final numbers back."""
+    from wsovvis.engine.launch import run_training
+
+    base, run, _ = smoke
+    monkeypatch.chdir(tmp_path)
+    run_dir, metrics = run_training(["debug=cpu_smoke", "with", *data_args(train_data), *SMOKE[1:], "eval_only=True",
+                                     f"model.weights={run / 'checkpoints' / 'model_final.pth'}",
+                                     "-F", str(tmp_path / "runs"), "-c", "no"])
+    assert run_dir == (tmp_path / "runs" / "1").resolve()
+    want = json.loads((run / "inference" / "metrics.json").read_text())["metrics"]
+    assert metrics == want and "AP50" in metrics
+
+
 def test_training_without_val_annotations_fails_before_training(train_data, tmp_path):
     gt = json.loads(train_data.gt_json.read_text())
     gt.pop("annotations")

@@ -47,7 +47,8 @@ def check_eval_setup(cfg, val: YTVISVideoDataset, train_categories: list[dict] |
         raise WsovvisError("config: data.train_classes=agnostic trains one class; evaluate it with "
                            "eval.class_agnostic=true")
     cats = train_categories if train_categories is not None else val.ds.categories
-    index_to_id = sorted(contiguous_category_map(cats), key=lambda cid: contiguous_category_map(cats)[cid])
+    cmap = contiguous_category_map(cats)
+    index_to_id = sorted(cmap, key=cmap.__getitem__)
     unknown = [cid for cid in index_to_id if cid not in set(val_ids)]
     if unknown:
         raise WsovvisError(f"{val.json_path}: training category ids {unknown[:10]} are not categories of the "

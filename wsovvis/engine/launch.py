@@ -1,6 +1,7 @@
 """The training entry point: ``train_seqformer_pseudo.py [group=option ...] with FILE.yaml key=value -F DIR -c no``.
 
-`main(argv)` is also the Python-callable entry (the demo calls it). Steps:
+`main(argv)` returns the exit code; `run_training(argv)` is the Python entry (the demo calls it) and
+returns ``(run_dir, final metrics)``. Steps:
 
 1. ``group=option`` tokens go to Hydra's compose API over ``configs/`` (`wsovvis.engine.compose`);
    the rest is Sacred's command line (``with`` files and updates, ``-F``, ``-c``, ``print_config``...).
@@ -242,6 +243,7 @@ def _sacred_main(config: dict, sacred_run: Any, state: dict) -> dict:
         save_provenance(run_dir, resolved, state["argv"], state["hydra_overrides"], cfg.world_size,
                         extra={"prog": state["prog"], "resumed": bool(cfg.resume), "eval_only": cfg.eval_only})
         log.info("run directory: %s", run_dir)
+        state["run_dir"] = run_dir
     try:
         return launch_workers(cfg, resolved, str(run_dir) if run_dir else None, sacred_run, state["builder"])
     except BaseException as e:
@@ -323,16 +325,25 @@ def prepare(argv: Sequence[str], prog: str = PROG, builder: Callable | None = No
     return ex, args.get("COMMAND") or "wsovvis_train", updates, args, state
 
 
+def run_training(argv: Sequence[str], prog: str = PROG, builder: Callable | None = None) -> tuple[Path | None, dict]:
+    """Python entry (the demo): run the command line ``argv``; returns (run directory, final metrics).
+
+    Raises `WsovvisError` on bad input and whatever a rank raised on failure.
+    """
+    setup_logging()
+    ex, command, updates, options, state = prepare(list(argv), prog, builder)
+    if state["help"]:
+        print(state["usage"])
+        return None, {}
+    run = ex.run(command, config_updates=updates, options=options)
+    return state.get("run_dir"), dict(run.result or {}) if isinstance(run.result, dict) else {}
+
+
 def main(argv: Sequence[str] | None = None, prog: str = PROG, builder: Callable | None = None) -> int:
     """Run the training command line; returns the exit code."""
-    setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        ex, command, updates, options, state = prepare(argv, prog, builder)
-        if state["help"]:
-            print(state["usage"])
-            return 0
-        ex.run(command, config_updates=updates, options=options)
+        run_training(argv, prog, builder)
         return 0
     except WsovvisError as e:
         print(f"error: {e}", file=sys.stderr)
