@@ -53,6 +53,18 @@ def test_every_group_option_composes():
             build_train_config(compose([f"{group}={f.stem}"]), where=f"{group}={f.stem}")
 
 
+@pytest.mark.parametrize("name", ["seqformer_pseudo_sacred.yaml", "seqformer_dinov2_pseudo_sacred.yaml"])
+def test_sacred_experiment_files_compose(name):
+    from wsovvis.engine.compose import config_dir, deep_merge
+
+    updates, overrides = parse_updates([str(config_dir() / name)])
+    full = train_config_dict(build_train_config(compose(overrides)))
+    check_update_keys(full, updates)
+    cfg = build_train_config(deep_merge(full, updates))
+    assert cfg.model.num_classes == 1 and cfg.eval.class_agnostic and cfg.data.train_classes == "agnostic"
+    assert cfg.data.train_json.endswith("_pseudo.json")
+
+
 def test_debug_preset_and_command_line_precedence():
     smoke = build_train_config(compose(["debug=cpu_smoke"]))
     assert smoke.model.backbone.name == "tiny_cnn" and smoke.solver.max_iter == 4 and smoke.device == "cpu"

@@ -39,6 +39,7 @@ def test_cpu_smoke_run_writes_a_complete_run_directory(smoke):
     prov = json.loads((run / "provenance.json").read_text())
     assert len(prov) == 1 and "debug=cpu_smoke" in prov[0]["argv"] and prov[0]["hydra_overrides"] == ["debug=cpu_smoke"]
     assert prov[0]["git"]["sha"] is None or len(prov[0]["git"]["sha"]) == 40
+    assert (run / "git.diff").is_file() == bool(prov[0]["git"]["dirty"])
     assert json.loads((run / "run.json").read_text())["status"] == "COMPLETED"
     # metrics: every logged iteration with each loss term, lr, timings, memory; evaluations at 2 and 4
     rows = read_metrics(run / "metrics.jsonl")

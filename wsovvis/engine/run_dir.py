@@ -2,7 +2,8 @@
 
 A run directory holds Sacred's files (``config.json``, ``run.json``, ``metrics.json``, ``cout.txt``)
 and ours: ``config.yaml`` (the resolved, validated config), ``provenance.json`` (one entry per
-invocation: git SHA and dirty flag, command line, Hydra overrides, host, time), ``metrics.jsonl``,
+invocation: git SHA and dirty flag, command line, Hydra overrides, host, time), ``git.diff`` (the
+uncommitted tracked changes when the tree is dirty), ``metrics.jsonl``,
 ``checkpoints/``, ``inference/``, ``plots/`` and, after a failure, ``traceback.txt``.
 """
 
@@ -108,15 +109,33 @@ def git_info(repo: Path = REPO_ROOT) -> dict:
             "branch": git("rev-parse", "--abbrev-ref", "HEAD") if sha else None}
 
 
+def git_diff(repo: Path = REPO_ROOT, limit: int = 5 * 2**20) -> str | None:
+    """``git diff HEAD`` of tracked files (None when unavailable or larger than ``limit`` bytes)."""
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "diff", "HEAD"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0 or len(out.stdout) > limit:
+        return None
+    return out.stdout
+
+
 def save_provenance(run_dir: Path, config: dict, argv: list[str], hydra_overrides: list[str],
                     world_size: int, extra: dict | None = None) -> None:
     """Write ``config.yaml`` and append this invocation to ``provenance.json``."""
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    git = git_info()
+    if git.get("dirty"):
+        # The SHA alone does not reproduce a dirty tree: keep the tracked changes beside it.
+        diff = git_diff()
+        if diff is not None:
+            atomic_write_text(run_dir / "git.diff", diff)
+            git["diff"] = "git.diff"
     path = run_dir / "provenance.json"
     history = read_json(path, "provenance file") if path.is_file() else []
     history.append({
         "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "git": git_info(),
+        "git": git,
         "command": [sys.executable, *sys.argv[:1], *argv],
         "argv": list(argv),
         "cwd": os.getcwd(),
