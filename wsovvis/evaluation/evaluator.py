@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from wsovvis.errors import WsovvisError
+from wsovvis.evaluation import batched, kernel
 from wsovvis.evaluation.accumulate import Records, accumulate, per_category_ap, summarize
-from wsovvis.evaluation.inputs import EvalInputs, GtTrack, Video, check_inputs
+from wsovvis.evaluation.inputs import EvalInputs, GtTrack, Video, bad_rle_error, check_inputs
 from wsovvis.evaluation.matching import match_group
 from wsovvis.evaluation.params import AREA_RNG, BASE_PARTITIONS, IOU_THRS, MAX_DETS, NOVEL_PARTITIONS, STAT_NAMES
 from wsovvis.evaluation.rle_batch import check_rles, frame_intersections
@@ -74,7 +74,7 @@ class EvalResult:
 
 
 def evaluate(gt: Any, results: Any, flavor: str = "ytvis", class_agnostic: bool = False,
-             lenient: bool = False) -> dict[str, Any]:
+             lenient: bool = False, backend: str | None = None) -> dict[str, Any]:
     """Video mask AP of ``results`` against ``gt``.
 
     Args:
@@ -83,19 +83,31 @@ def evaluate(gt: Any, results: Any, flavor: str = "ytvis", class_agnostic: bool 
         flavor: ``"ytvis"`` (crowd ignored) or ``"lvvis"`` (crowd positive, int areas, base/novel splits).
         class_agnostic: the official ``useCats=0`` protocol (unsupervised VIS).
         lenient: accept segmentation lists of the wrong length and zip-truncate them like the official code.
+        backend: ``"kernel"`` (compiled, file-wide batches), ``"pycocotools"`` (per-video batches) or ``"auto"``
+            (the kernel when it is built); None: ``$WSOVVIS_EVAL_BACKEND`` or auto. Same numbers either way.
     Returns:
         ``{AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl}`` (0..1, -1 if undefined),
         plus ``base`` and ``novel`` dicts of the same keys for lvvis.
     """
-    return evaluate_full(gt, results, flavor, class_agnostic, lenient).metrics()
+    return evaluate_full(gt, results, flavor, class_agnostic, lenient, backend=backend).metrics()
 
 
 def evaluate_full(gt: Any, results: Any, flavor: str = "ytvis", class_agnostic: bool = False,
-                  lenient: bool = False, progress: bool | None = None) -> EvalResult:
+                  lenient: bool = False, progress: bool | None = None, backend: str | None = None) -> EvalResult:
     """Like `evaluate` but returns the `EvalResult` (precision/recall arrays, per-category table)."""
     t0 = time.perf_counter()
-    inp = check_inputs(gt, results, flavor, lenient)
-    rec, num_gt, num_res = _match_all(inp, class_agnostic, progress)
+    mod = kernel.resolve(backend)
+    inp = check_inputs(gt, results, flavor, lenient, use_kernel=mod is not None)
+    if mod is not None and any(v.height * v.width > 0xFFFFFFFF for v in inp.videos):
+        log.warning("frames of more than 2^32 pixels: the kernel counts in 32 bits, using the pycocotools path")
+        mod = None
+    if mod is not None:
+        try:
+            rec, num_gt, num_res = batched.match_all(inp, class_agnostic, mod, progress)
+        finally:
+            mod.release()
+    else:
+        rec, num_gt, num_res = _match_all(inp, class_agnostic, progress)
     precision, recall = accumulate(rec)
     stats = summarize(precision, recall)
     if class_agnostic:
@@ -117,12 +129,12 @@ def evaluate_full(gt: Any, results: Any, flavor: str = "ytvis", class_agnostic: 
     info = {
         "gt": inp.gt_source, "results": inp.results_source, "num_videos": len(inp.videos),
         "num_results": len(inp.results), "num_dropped": inp.num_dropped, "warnings": list(inp.warnings),
-        "seconds": time.perf_counter() - t0,
+        "seconds": time.perf_counter() - t0, "backend": "pycocotools" if mod is None else "kernel",
     }
     log.info(
-        "evaluated %d results (%d dropped) on %d videos, %d categories%s in %.2fs", len(inp.results),
+        "evaluated %d results (%d dropped) on %d videos, %d categories%s in %.2fs (%s backend)", len(inp.results),
         inp.num_dropped, len(inp.videos), len(inp.cat_ids), " (class-agnostic)" if class_agnostic else "",
-        info["seconds"],
+        info["seconds"], info["backend"],
     )
     return EvalResult(stats, precision, recall, cat_ids, cat_names, num_gt, num_res, flavor, class_agnostic,
                       base, novel, info)
@@ -265,13 +277,7 @@ def _match_video(inp: EvalInputs, video: Video, gts: list[GtTrack], dts: list[in
 
 def _raise_bad_rle(inp: EvalInputs, video: Video, gts, dts, g_track, g_t, d_track, d_t, bad: int,
                    num_g_strings: int):
-    what = f"malformed compressed RLE counts, or runs that do not add up to {video.height}x{video.width} pixels"
     if bad < num_g_strings:
-        raise WsovvisError(
-            f"{inp.gt_source}: annotations[{gts[g_track[bad]].index}].segmentations[{g_t[bad]}] "
-            f"(video {video.id}): {what}"
-        )
+        raise bad_rle_error(inp, video, gts[g_track[bad]], None, int(g_t[bad]))
     b = bad - num_g_strings
-    raise WsovvisError(
-        f"{inp.results_source}: result[{dts[d_track[b]]}].segmentations[{d_t[b]}] (video {video.id}): {what}"
-    )
+    raise bad_rle_error(inp, video, None, dts[d_track[b]], int(d_t[b]))
