@@ -48,15 +48,41 @@ def test_gt_tubes_made_class_agnostic(videos, tmp_path, capsys):
 
 @pytest.mark.skipif(importlib.util.find_spec("wsovvis.pseudo.cli") is None,
                     reason="wsovvis pseudo (issue 6) has not landed")
-def test_pseudo_tubes(videos, tmp_path, capsys):
-    """Pseudo tubes from the built-in weight-free generator, converted, then named."""
+def test_pseudo_tubes(tmp_path, capsys):
+    """Pseudo tubes from the built-in weight-free generator, converted, then named: every pseudo tube that
+    covers a GT object (video IoU >= 0.5) must get that object's colour, and LV-VIS AP/APb/APn are reported."""
+    videos = make_colour_videos(tmp_path / "videos", num_videos=3, num_frames=5, h=96, w=128, objects=2, seed=7)
     pseudo = tmp_path / "pseudo"
     assert cli_main(["pseudo", "--img_root", str(videos["img_root"]), "--out", str(pseudo)]) == 0
     tubes = tmp_path / "pseudo.json"
     assert cli_main(["convert", "--mask_root", str(pseudo / "masks"), "--img_root", str(videos["img_root"]),
                      "--out_json", str(tubes), "--min_masks", "1", "--min_coverage", "0"]) == 0
     stats = _embed_label_eval(videos, tubes, tmp_path, capsys)
-    assert stats["base"]["AP"] >= 0 and stats["novel"]["AP"] >= 0  # defined (GT exists in both splits)
+    assert stats["base"]["AP"] >= 0 and stats["novel"]["AP"] >= 0  # defined: GT exists in both splits
+    gt = ytvis.load(videos["gt"])
+    labelled = [a for a in ytvis.load(tmp_path / "labelled.json").annotations if a["label_rank"] == 0]
+    matched = 0
+    for a in labelled:
+        for g in gt.anns_by_video[a["video_id"]]:
+            if _video_iou(a["segmentations"], g["segmentations"]) >= 0.5:
+                matched += 1
+                assert a["category_id"] == g["category_id"], (a["video_id"], a["track_id"])
+    assert matched >= 1, "the pseudo-tube generator found none of the objects"
+
+
+def _video_iou(segs_a: list, segs_b: list) -> float:
+    inter = union = 0
+    for sa, sb in zip(segs_a, segs_b):
+        ma = rle_utils.decode(sa) if sa else None
+        mb = rle_utils.decode(sb) if sb else None
+        if ma is None and mb is None:
+            continue
+        if ma is None or mb is None:
+            union += int((ma if ma is not None else mb).sum())
+            continue
+        inter += int((ma & mb).sum())
+        union += int((ma | mb).sum())
+    return inter / union if union else 0.0
 
 
 def test_classify_class_agnostic_predictions(videos, tmp_path):
