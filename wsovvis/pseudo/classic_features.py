@@ -74,6 +74,48 @@ def colour_probability(quant: np.ndarray, sal: np.ndarray, bins: int, fg_thr: fl
     return (hf / (hf + hb)).astype(np.float32)[quant]
 
 
+def colour_rarity(quant: np.ndarray, bins: int, q: float) -> np.ndarray:
+    """1 for colours covering less than a fraction ``q`` of the video's pixels, falling to 0 at
+    ``4 q`` (log scale): backgrounds are made of few, widespread colours."""
+    n = bins ** 3
+    p = np.bincount(quant.ravel().astype(np.int64), minlength=n).astype(np.float64) / quant.size
+    # Spread each bin's mass over its 3x3x3 neighbourhood so a colour split across bins is not rare.
+    cube = p.reshape(bins, bins, bins)
+    from scipy.ndimage import uniform_filter
+
+    cube = uniform_filter(cube, size=3, mode="nearest")
+    r = np.clip(1.0 - np.log(np.maximum(cube.ravel(), 1e-12) / q) / np.log(4.0), 0.0, 1.0)
+    return r.astype(np.float32)[quant]
+
+
+def _sample(x: np.ndarray, flow: np.ndarray, sign: float) -> np.ndarray:
+    """``x [H, W]`` read at ``p + sign * flow(p)`` (bilinear, edges clamped)."""
+    h, w = x.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(x, xx + sign * flow[..., 0], yy + sign * flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def temporal_smooth(obj: np.ndarray, fwd: np.ndarray, weight: float) -> np.ndarray:
+    """Average each frame's map ``[T, H, W]`` with its neighbours moved onto it along the flow.
+
+    Frame t+1 is read at ``p + F_t(p)`` (exact for the forward flow of t); frame t-1 at
+    ``p - F_{t-1}(p)`` (the forward flow of t-1 stands in for the backward flow of t).
+    """
+    if weight <= 0 or len(obj) < 2:
+        return obj
+    out = obj.copy()
+    norm = np.ones(len(obj), np.float32)
+    for t in range(len(obj)):
+        if t + 1 < len(obj):
+            out[t] += weight * _sample(obj[t + 1], fwd[t], 1.0)
+            norm[t] += weight
+        if t > 0:
+            out[t] += weight * _sample(obj[t - 1], fwd[t - 1], -1.0)
+            norm[t] += weight
+    return out / norm[:, None, None]
+
+
 class ClassicFeatures(FeatureExtractor):
     """Weight-free features (see the module docstring).
 
@@ -97,7 +139,8 @@ class ClassicFeatures(FeatureExtractor):
     def __init__(self, patch: int = 0, grid_short: int = 30, short_side: int = 480, max_long: int = 1024,
                  k_obj: float = 1.0, w_obj: float = 0.5, w_col: float = 1.0, w_mot: float = 0.7,
                  col_scale: float = 20.0, mot_scale: float = 0.5, colour_bins: int = 16, floor_px: float = 0.6,
-                 still_weight: float = 1.0, still_min_p: float = 0.9, flow_preset: str = "medium"):
+                 still_weight: float = 1.0, still_min_p: float = 0.9, flow_preset: str = "medium",
+                 sal_gamma: float = 0.7, temporal: float = 0.0, w_rare: float = 0.0, rare_q: float = 0.02):
         self.patch = patch
         self.grid_short = grid_short
         self.multiple = 1
@@ -110,6 +153,10 @@ class ClassicFeatures(FeatureExtractor):
         self.floor_px = floor_px
         self.still_weight = still_weight
         self.still_min_p = still_min_p
+        self.sal_gamma = sal_gamma
+        self.temporal = temporal
+        self.w_rare = w_rare
+        self.rare_q = rare_q
         self.flow = FlowEstimator(flow_preset)
 
     def cell_size(self, h: int, w: int) -> int:
@@ -121,7 +168,7 @@ class ClassicFeatures(FeatureExtractor):
         scale = min(h, w) / 480.0
         gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
         fwd, res, sal_px = video_motion(gray, self.flow, ransac_px=max(0.5, scale))
-        sal = normalise_saliency(sal_px, self.floor_px * scale)
+        sal = normalise_saliency(sal_px, self.floor_px * scale) ** self.sal_gamma
         # Per frame: Lab means per cell, colour-model bins and soft colour histograms (the
         # linking descriptor, 4 bins per Lab axis); nothing of size [T, H, W, C] is kept.
         p = self.cell_size(h, w)
@@ -142,6 +189,9 @@ class ClassicFeatures(FeatureExtractor):
         # moving things: P above still_min_p, stretched to 0..1.
         excl = np.clip((p_col - self.still_min_p) / max(1.0 - self.still_min_p, 1e-6), 0.0, 1.0)
         obj = np.maximum(p_col * sal, self.still_weight * excl)
+        if self.w_rare > 0:
+            obj = np.maximum(obj, self.w_rare * colour_rarity(quant, self.colour_bins, self.rare_q))
+        obj = temporal_smooth(obj.astype(np.float32), fwd, self.temporal)
         top = float(np.percentile(obj, 99.5)) if obj.size else 0.0
         obj = np.clip(obj / max(top, 1e-3), 0.0, 1.0)
 

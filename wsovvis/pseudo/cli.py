@@ -88,6 +88,9 @@ def _run_workers(args: argparse.Namespace) -> int:
     procs = []
     for r in range(k):
         env = dict(os.environ)
+        # Children import the same wsovvis as this process, installed or not.
+        pkg_parent = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(x for x in (pkg_parent, env.get("PYTHONPATH")) if x)
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[r]
         sub = i + r * n

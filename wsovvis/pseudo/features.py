@@ -70,12 +70,16 @@ class FeatureExtractor:
         raise NotImplementedError
 
 
-def build_features(name: str, **kwargs) -> FeatureExtractor:
-    """Instantiate a registered extractor (ViT names need ``weights=<local checkpoint>``)."""
-    # The registrations live in these modules; importing them here keeps the registry complete.
+def available_features() -> list[str]:
+    """Every registered extractor name (importing the modules that register them)."""
     from wsovvis.pseudo import classic_features, vit_features  # noqa: F401
 
-    if name not in FEATURES:
+    return sorted(FEATURES)
+
+
+def build_features(name: str, **kwargs) -> FeatureExtractor:
+    """Instantiate a registered extractor (ViT names need ``weights=<local checkpoint>``)."""
+    if name not in available_features():
         raise WsovvisError(f"unknown feature extractor {name!r}; choose from {', '.join(sorted(FEATURES))}")
     return FEATURES[name](**kwargs)
 

@@ -3,7 +3,8 @@
 With a ViT checkpoint the features are the last-layer keys of DINO/DINOv2 (MaskCut); without one,
 the weight-free classic features (motion, colour) drive the same cut. Per frame the masks become
 `Detection`s scored by their cut (``1 - ncut`` for ViT features, mean objectness for the weight-free
-ones), are linked over time and cleaned up offline (`wsovvis.pseudo.cleanup`).
+ones) times a boundary term (how well the mask's outline follows image edges), are linked over
+time and cleaned up offline (`wsovvis.pseudo.cleanup`).
 """
 
 from __future__ import annotations
@@ -40,9 +41,34 @@ def describe(feats: VideoFeatures, t: int, mask: np.ndarray) -> np.ndarray:
 
 
 def detection_score(pm: PatchMask, fg_rule: str) -> float:
+    """Cut confidence: mean objectness (saliency rule) or ``1 - ncut`` (MaskCut rule), in 0..1."""
     if fg_rule == "saliency":
         return float(np.clip(pm.saliency, 0.0, 1.0))
     return float(np.clip(1.0 - pm.ncut, 0.0, 1.0))
+
+
+def gradient_magnitude(rgb: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude ``float32 [H, W]`` of the grey frame."""
+    import cv2
+
+    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+
+
+def edge_alignment(mask: np.ndarray, grad: np.ndarray) -> float:
+    """Mean gradient on the mask's boundary / mean gradient of the frame (1 = no better than chance).
+
+    Object boundaries follow image edges; a mask that leaks into water or shadow does not.
+    """
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    boundary = mask & ~inner
+    if not boundary.any():
+        return 0.0
+    return float(grad[boundary].mean() / max(float(grad.mean()), 1e-6))
 
 
 class MaskCutEngine:
@@ -51,8 +77,10 @@ class MaskCutEngine:
     name = "maskcut"
 
     def __init__(self, features: FeatureExtractor, cut: CutParams, link: LinkParams | None = None,
-                 clean: CleanupParams | None = None, refine: str = "guided", warp: bool = True):
+                 clean: CleanupParams | None = None, refine: str = "guided", warp: bool = True,
+                 edge_ref: float = 3.0):
         self.features = features
+        self.edge_ref = edge_ref
         self.warp = warp
         self._flow = FlowEstimator("fast")
         self.cut = cut
@@ -69,12 +97,16 @@ class MaskCutEngine:
         sal = feats.saliency[t] if feats.saliency is not None else None
         prior = feats.pixel_saliency[t] if feats.pixel_saliency is not None else None
         dets = []
+        grad = gradient_magnitude(video.frames[t]) if self.edge_ref > 0 else None
         for pm in cut_frame(feats.patch[t], self.cut, sal):
             m = refine_mask(video.frames[t], pm.mask, self.refine, prior)
             if m is None or not m.any():
                 continue
-            dets.append(Detection(mask=m, embedding=describe(feats, t, pm.mask),
-                                  score=detection_score(pm, self.cut.fg_rule)))
+            score = detection_score(pm, self.cut.fg_rule)
+            if grad is not None:
+                # Boundary quality: full credit at edge_ref times the frame's mean gradient.
+                score *= min(1.0, edge_alignment(m, grad) / self.edge_ref) ** 0.5
+            dets.append(Detection(mask=m, embedding=describe(feats, t, pm.mask), score=score))
         return dets
 
     def __call__(self, video: Video) -> EngineResult:

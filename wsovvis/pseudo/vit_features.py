@@ -83,6 +83,12 @@ def load_vit(arch: str, weights: str | os.PathLike | None, device: str = "cpu"):
     model = timm.create_model(timm_name, pretrained=False, num_classes=0, dynamic_img_size=True)
     state = _unwrap(state)
     state = {k: v for k, v in state.items() if not k.startswith(("head.", "mask_token"))}
+    # timm's filter would silently resample a patch embedding of another size: check it first.
+    pe = state.get("patch_embed.proj.weight")
+    want = tuple(model.patch_embed.proj.weight.shape)
+    if pe is not None and tuple(pe.shape) != want:
+        raise WsovvisError(f"{path}: checkpoint does not fit {timm_name}: patch embedding {tuple(pe.shape)} "
+                           f"(dim, channels, patch, patch), the model needs {want}; is --arch right?")
     try:
         state = checkpoint_filter_fn(state, model)
     except Exception as e:
@@ -93,6 +99,10 @@ def load_vit(arch: str, weights: str | os.PathLike | None, device: str = "cpu"):
         shown = ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else "")
         raise WsovvisError(f"{path}: checkpoint is not a {timm_name} state dict; missing {len(missing)} "
                            f"parameter(s): {shown}")
+    foreign = [k for k in unexpected if k.startswith("blocks.")]
+    if foreign:
+        raise WsovvisError(f"{path}: checkpoint does not fit {timm_name}: {len(foreign)} block parameter(s) the "
+                           f"model does not have, e.g. {foreign[0]}; is --arch right?")
     if unexpected:
         log.info("%s: ignored %d unexpected key(s), e.g. %s", path, len(unexpected), unexpected[0])
     return model.eval().to(device)
