@@ -9,7 +9,6 @@ import signal
 import time
 import zipfile
 
-import pytest
 import torch
 
 from wsovvis.data import ytvis
@@ -20,17 +19,20 @@ from .conftest import data_args, popen_train, run_train
 SMOKE = ["debug=cpu_smoke", "num_threads=1", "progress=False"]
 
 
-@pytest.fixture(scope="module")
-def smoke(train_data, tmp_path_factory):
-    """One cpu_smoke run (4 iterations, checkpoints at 2 and 4, evaluation at 2 and 4)."""
-    base = tmp_path_factory.mktemp("smoke")
-    r = run_train(["debug=cpu_smoke", "with", *data_args(train_data), *SMOKE[1:], "-F", str(base / "runs"),
-                   "-c", "no"], cwd=base)
+def test_cpu_smoke_run_then_eval_only_submission_and_python_entry(train_data, tmp_path, monkeypatch):
+    """One cpu_smoke run (4 iterations, checkpoints at 2 and 4, evaluation at 2 and 4), then the
+    runs that reuse it. One test, so that parallel workers do not each repeat the smoke run."""
+    r = run_train(["debug=cpu_smoke", "with", *data_args(train_data), *SMOKE[1:], "-F", str(tmp_path / "runs"),
+                   "-c", "no"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-4000:]
-    return base, base / "runs" / "1", r
+    smoke = tmp_path, tmp_path / "runs" / "1", r
+    check_smoke_run_directory(smoke)
+    check_eval_only_resume_reuses_the_run_directory(smoke, train_data)
+    check_eval_only_with_weights_and_submission_mode(smoke, train_data, tmp_path / "sub")
+    check_python_entry_evaluates_given_weights(smoke, train_data, tmp_path / "py", monkeypatch)
 
 
-def test_cpu_smoke_run_writes_a_complete_run_directory(smoke):
+def check_smoke_run_directory(smoke):
     base, run, r = smoke
     assert sorted(p.name for p in (base / "runs").iterdir() if p.name.isdigit()) == ["1"]
     # resolved config + provenance (git SHA, command line)
@@ -68,7 +70,7 @@ def test_cpu_smoke_run_writes_a_complete_run_directory(smoke):
     assert "AP50" in r.stdout  # the printed table
 
 
-def test_eval_only_resume_reuses_the_run_directory(smoke, train_data):
+def check_eval_only_resume_reuses_the_run_directory(smoke, train_data):
     base, run, _ = smoke
     before = json.loads((run / "inference" / "results.json").read_text())
     r = run_train(["debug=cpu_smoke", "with", *data_args(train_data), *SMOKE[1:], "eval_only=True", "resume=True",
@@ -80,8 +82,9 @@ def test_eval_only_resume_reuses_the_run_directory(smoke, train_data):
     assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "model_final.pth"
 
 
-def test_eval_only_with_weights_and_submission_mode(smoke, train_data, tmp_path):
+def check_eval_only_with_weights_and_submission_mode(smoke, train_data, tmp_path):
     base, run, _ = smoke
+    tmp_path.mkdir()
     gt = json.loads(train_data.gt_json.read_text())
     gt.pop("annotations")
     noann = tmp_path / "val_images_only.json"
@@ -108,12 +111,13 @@ def test_eval_only_with_weights_and_submission_mode(smoke, train_data, tmp_path)
         assert all(s["size"] == sizes[res["video_id"]] for s in res["segmentations"] if s is not None)
 
 
-def test_python_entry_evaluates_given_weights(smoke, train_data, tmp_path, monkeypatch):
+def check_python_entry_evaluates_given_weights(smoke, train_data, tmp_path, monkeypatch):
     """`run_training` (what the demo calls), in process: eval_only with model.weights gives the
     smoke run's final numbers back."""
     from wsovvis.engine.launch import run_training
 
     base, run, _ = smoke
+    tmp_path.mkdir()
     monkeypatch.chdir(tmp_path)
     run_dir, metrics = run_training(["debug=cpu_smoke", "with", *data_args(train_data), *SMOKE[1:], "eval_only=True",
                                      f"model.weights={run / 'checkpoints' / 'model_final.pth'}",
