@@ -155,3 +155,9 @@ def test_command_line_errors_exit_2(argv, message, capsys, tmp_path, monkeypatch
     assert code == 2, err
     assert any(line.startswith("error: ") and message in line for line in err.splitlines()), err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run directory
+
+
+def test_help_needs_no_data(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "train_seqformer_pseudo.py [(with UPDATE...)] [options]" in out and "-F BASEDIR" in out

@@ -24,6 +24,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ from wsovvis.errors import WsovvisError
 from wsovvis.utils.logging import get_logger, setup_logging
 
 log = get_logger(__name__)
+
+# sacred 0.8.7 imports pkg_resources (hence the setuptools<82 pin); its deprecation warning is noise.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 EXPERIMENT_NAME = "wsovvis_seqformer"
 PROG = "train_seqformer_pseudo.py"
@@ -210,7 +214,7 @@ def _experiment():
     SETTINGS.CAPTURE_MODE = "sys"
     SETTINGS.DISCOVER_SOURCES = "none"
     SETTINGS.DISCOVER_DEPENDENCIES = "none"
-    ex = Experiment(EXPERIMENT_NAME, save_git_info=False, interactive=True)
+    ex = Experiment(EXPERIMENT_NAME, save_git_info=False, interactive=True, base_dir=os.getcwd())
     from sacred.utils import apply_backspaces_and_linefeeds
 
     ex.captured_out_filter = apply_backspaces_and_linefeeds
@@ -295,6 +299,8 @@ def prepare(argv: Sequence[str], prog: str = PROG, builder: Callable | None = No
         args = docopt(internal_usage, split.sacred_argv, default_help=False)
     except DocoptExit as e:
         raise WsovvisError(f"command line: cannot parse {' '.join(split.sacred_argv)!r}\n{e}") from e
+    if args.get("help") or args.get("--help"):
+        return ex, None, {}, args, {"help": True, "usage": usage}
     updates, file_overrides = parse_updates(list(args["UPDATE"]))
     overrides = file_overrides + split.hydra_overrides
     base = compose(overrides)
@@ -316,7 +322,7 @@ def prepare(argv: Sequence[str], prog: str = PROG, builder: Callable | None = No
     ex.add_config(full)
     state = {"observer": observer, "global_rank": global_rank, "base_dir": base_dir, "resume_dir": resume_dir,
              "argv": argv, "hydra_overrides": overrides, "builder": builder, "prog": prog, "usage": usage,
-             "help": bool(args.get("help") or args.get("--help"))}
+             "help": False}
 
     @ex.main
     def wsovvis_train(_config, _run):
