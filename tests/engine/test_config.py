@@ -160,4 +160,4 @@ def test_command_line_errors_exit_2(argv, message, capsys, tmp_path, monkeypatch
 def test_help_needs_no_data(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "train_seqformer_pseudo.py [(with UPDATE...)] [options]" in out and "-F BASEDIR" in out
+    assert "train_seqformer_pseudo.py [(with UPDATE...)] [options]" in out and "-F VALUE --file_storage=VALUE" in out
