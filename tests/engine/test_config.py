@@ -141,6 +141,7 @@ def test_update_file_with_defaults(tmp_path):
     (["model=seqformer_nope"], "model/seqformer_nope"),
     (["with", "d2_opts=['SOLVER.FOO', 1]"], "supported keys"),
     (["with", "resume=True"], "no run directory under it has a checkpoint"),
+    (["with", "eval_only=True"], "eval_only=True needs resume=True"),
     (["with", "data.train_json=/nonexistent/train.json"], "/nonexistent/train.json: data.train_json names no file"),
 ])
 def test_command_line_errors_exit_2(argv, message, capsys, tmp_path, monkeypatch):

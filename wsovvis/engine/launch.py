@@ -264,6 +264,9 @@ def _sacred_main(config: dict, sacred_run: Any, state: dict) -> dict:
 def check_input_paths(cfg) -> None:
     """Fail before a run directory exists when an input file or folder is missing."""
     d = cfg.data
+    if cfg.eval_only and not cfg.resume and not cfg.model.weights:
+        raise WsovvisError("config: eval_only=True needs resume=True (a run directory with checkpoints) "
+                           "or model.weights=PATH")
     need = []
     if not cfg.eval_only:
         need += [("data.train_json", d.train_json, "file"), ("data.train_img_root", d.train_img_root, "dir")]

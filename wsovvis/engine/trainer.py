@@ -275,6 +275,9 @@ class Trainer:
 def run(cfg, ctx: Context) -> dict:
     """Train (or only evaluate) on this rank; returns the final metrics (rank 0) or {}."""
     rank = du.get_rank()
+    if cfg.eval_only and not cfg.resume and not cfg.model.weights:
+        raise WsovvisError("config: eval_only=True needs resume=True (a run directory with checkpoints) "
+                           "or model.weights=PATH")
     seed_everything(cfg.seed, rank)
     wants_eval = cfg.eval_only or cfg.eval.at_end or cfg.eval.period > 0
     val = build_val_dataset(cfg) if wants_eval else None
@@ -290,9 +293,6 @@ def run(cfg, ctx: Context) -> dict:
     elif cfg.eval_only:
         raise WsovvisError("config: eval_only=True needs data.val_json and data.val_img_root")
     trainer = Trainer(cfg, ctx)
-    if cfg.eval_only and not cfg.resume and not cfg.model.weights:
-        raise WsovvisError("config: eval_only=True needs resume=True (a run directory with checkpoints) "
-                           "or model.weights=PATH")
     trainer.resume_or_load()
     start_iter = trainer.iteration
     writer = MetricsWriter(ctx.run_dir, ctx.sacred_run, start_iter) if rank == 0 else None
