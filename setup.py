@@ -1,8 +1,11 @@
 """Build hook for the optional compiled evaluation kernel; everything else is in pyproject.toml.
 
-``wsovvis.evaluation._rle_kernel`` is plain C against the Python headers (no numpy C API). It is optional:
-without a compiler the install still succeeds and the evaluator falls back to pycocotools (same numbers).
+``wsovvis.evaluation._rle_kernel`` (sources in ``wsovvis/evaluation/csrc``) is plain C against the Python headers
+(no numpy C API). It is optional: without a compiler the install still succeeds (with a warning) and the evaluator
+falls back to its pycocotools path, which gives the same numbers.
 """
+
+from glob import glob
 
 from setuptools import Extension, setup
 
@@ -10,7 +13,8 @@ setup(
     ext_modules=[
         Extension(
             "wsovvis.evaluation._rle_kernel",
-            sources=["wsovvis/evaluation/_rle_kernel.c"],
+            sources=sorted(glob("wsovvis/evaluation/csrc/*.c")),
+            depends=sorted(glob("wsovvis/evaluation/csrc/*.h")),
             optional=True,
         )
     ]

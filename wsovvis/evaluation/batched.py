@@ -60,8 +60,9 @@ def match_all(inp: EvalInputs, class_agnostic: bool, mod: ModuleType,
     g_index = np.array([g.index for g in gts], dtype=np.int64)
     d_file = np.array([i for v in videos for i in inp.dts_by_video.get(v.id, ())], dtype=np.int64)
     d_vid = np.repeat(np.arange(len(videos)), [len(inp.dts_by_video.get(v.id, ())) for v in videos])
-    d_cat = np.array([cat_rank[results[i]["category_id"]] for i in d_file.tolist()], dtype=np.int64)
-    d_score = np.array([results[i]["score"] for i in d_file.tolist()], dtype=np.float64)
+    d_res = [results[i] for i in d_file.tolist()]
+    d_cat = np.array([cat_rank[r["category_id"]] for r in d_res], dtype=np.int64)
+    d_score = np.array([r["score"] for r in d_res], dtype=np.float64)
 
     slot_of = (lambda c: np.zeros_like(c)) if class_agnostic else (lambda c: c)
     width = 1 if class_agnostic else num_k
@@ -84,7 +85,8 @@ def match_all(inp: EvalInputs, class_agnostic: bool, mod: ModuleType,
     row_of[rows] = np.arange(len(rows))
     d_len = np.zeros(len(d_file), dtype=np.int64)
     kept = np.flatnonzero(row_of >= 0)  # video-major, file order
-    d_len[kept] = [len(results[i]["segmentations"]) for i in d_file[kept].tolist()]
+    d_lists = [d_res[i]["segmentations"] for i in kept.tolist()]  # per kept prediction, in `kept` order
+    d_len[kept] = [len(x) for x in d_lists]
     # GTs: pool order inside each group.
     g_order = np.lexsort((g_index, pool_cat(g_cat), g_grp))
     num_g = np.bincount(g_grp, minlength=num_groups)
@@ -109,6 +111,12 @@ def match_all(inp: EvalInputs, class_agnostic: bool, mod: ModuleType,
     s_idx = np.concatenate([np.arange(len(gts)), kept])
     s_order = np.lexsort((s_idx, s_is_dt, s_vid))
     s_vid, s_is_dt, s_idx = s_vid[s_order], s_is_dt[s_order], s_idx[s_order]
+    s_lists = [*(g.segs for g in gts), *d_lists]  # concatenation order of s_vid above, before s_order
+    s_lists = [s_lists[i] for i in s_order.tolist()]
+    s_need = np.zeros(len(s_idx), dtype=bool)  # tracks of groups with both sides: their runs are kept
+    dt_pos, gt_pos = np.flatnonzero(s_is_dt), np.flatnonzero(~s_is_dt)
+    s_need[dt_pos] = paired[row_grp[row_of[s_idx[dt_pos]]]]
+    s_need[gt_pos] = paired[g_grp[s_idx[gt_pos]]]
     s_slots = v_len[s_vid]
     s_slots[s_is_dt] = d_len[s_idx[s_is_dt]]
     v_first = np.searchsorted(s_vid, np.arange(len(videos) + 1))
@@ -125,9 +133,7 @@ def match_all(inp: EvalInputs, class_agnostic: bool, mod: ModuleType,
         is_dt, idx = s_is_dt[sel], s_idx[sel]
         if len(idx) == 0:
             continue
-        lists = [results[d_file[i]]["segmentations"] if dt else gts[i].segs
-                 for dt, i in zip(is_dt.tolist(), idx.tolist())]
-        sc = kernel.scan(mod, lists, v_h[s_vid[sel]], v_w[s_vid[sel]])
+        sc = kernel.scan(mod, s_lists[sel], v_h[s_vid[sel]], v_w[s_vid[sel]], s_need[sel])
         if len(sc.bad):
             track, t = (int(x) for x in sc.bad[0])
             i = int(idx[track])

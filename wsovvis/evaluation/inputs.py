@@ -69,7 +69,13 @@ class EvalInputs:
 def avg_area(areas: list, flavor: str) -> float:
     """Mean of the truthy per-frame areas (null and 0 excluded; ``int()`` of each for LV-VIS), 0 if none."""
     vals = [int(a) for a in areas if a] if flavor == "lvvis" else [a for a in areas if a]
-    return float(np.array(vals).mean()) if vals else 0.0
+    if not vals:
+        return 0.0
+    total = sum(vals) if all(type(v) is int for v in vals) else None
+    if total is not None and total < 2**53:
+        # exact integer sum, one rounding: the float ``np.array(vals).mean()`` gives (the official arithmetic)
+        return total / len(vals)
+    return float(np.array(vals).mean())
 
 
 def _fmt_list(items: list, limit: int = MAX_LISTED) -> str:
@@ -90,8 +96,9 @@ def _gt_rle(seg: Any, h: int, w: int) -> dict | None:
     return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
 
 
-def load_gt(gt: Any, flavor: str) -> tuple[ytvis.YTVIS, dict]:
-    """Load and validate the GT; returns the dataset and the parsed pieces used by `check_inputs`."""
+def load_gt(gt: Any, flavor: str, use_kernel: bool = True) -> tuple[ytvis.YTVIS, dict]:
+    """Load and validate the GT; returns the dataset and the parsed pieces used by `check_inputs`.
+    ``use_kernel``: let the compiled kernel (when built) confirm that a track is compressed RLE already."""
     if flavor not in FLAVORS:
         raise WsovvisError(f"unknown evaluation flavor {flavor!r}; choose from {', '.join(FLAVORS)}")
     ds = ytvis.load(gt, require_annotations=True, what="ground-truth JSON")
@@ -116,6 +123,7 @@ def load_gt(gt: Any, flavor: str) -> tuple[ytvis.YTVIS, dict]:
             raise WsovvisError(f"{src}: LV-VIS evaluation needs a base/novel partition per category:\n  "
                                + "\n  ".join(problems[:MAX_LISTED]))
     gts: dict[int, list[GtTrack]] = defaultdict(list)
+    mod = kernel.load()[0] if use_kernel else None
     for i, a in enumerate(ds.annotations):
         v = vid_by_id[a["video_id"]]
         areas = a.get("areas")
@@ -124,8 +132,12 @@ def load_gt(gt: Any, flavor: str) -> tuple[ytvis.YTVIS, dict]:
                 f"{src}: annotations[{i}] (id {a['id']}) has no 'areas' list; the evaluation takes track areas "
                 "from the GT JSON (as the official code does), so they must be present"
             )
+        if mod is not None and mod.frames_ok(a["segmentations"], v.height, v.width):
+            segs = list(a["segmentations"])  # null / compressed RLE with str counts: `_gt_rle` keeps them as they are
+        else:
+            segs = None
         try:
-            segs = [_gt_rle(s, v.height, v.width) for s in a["segmentations"]]
+            segs = segs if segs is not None else [_gt_rle(s, v.height, v.width) for s in a["segmentations"]]
         except Exception as e:  # pycocotools raises plain TypeErrors/ValueErrors on malformed polygons
             raise WsovvisError(f"{src}: annotations[{i}] (id {a['id']}): cannot convert a segmentation: {e}") from e
         gts[v.id].append(
@@ -178,21 +190,29 @@ def check_results(
     for i, r in enumerate(results):
         if len(problems) > MAX_LISTED:
             break
-        if not isinstance(r, dict):
-            problem(f"result[{i}]: must be an object, got {type(r).__name__}")
-            continue
-        missing = [k for k in ("video_id", "category_id", "score", "segmentations") if k not in r]
-        if missing:
-            problem(f"result[{i}]: missing key{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}")
-            continue
-        vid, cat, score, segs = r["video_id"], r["category_id"], r["score"], r["segmentations"]
-        if not _is_int(vid) or not _is_int(cat):
-            problem(f"result[{i}]: video_id and category_id must be integers, got {vid!r} and {cat!r}")
-            continue
-        if (not isinstance(score, (int, float, np.integer, np.floating)) or isinstance(score, bool)
-                or not math.isfinite(score)):
-            problem(f"result[{i}]: score must be a finite number, got {score!r}")
-            continue
+        # the common case first (plain JSON types), the detailed checks only when it does not hold
+        try:
+            vid, cat, score, segs = r["video_id"], r["category_id"], r["score"], r["segmentations"]
+            plain = (type(r) is dict and type(vid) is int and type(cat) is int and type(score) is float
+                     and math.isfinite(score))
+        except (TypeError, KeyError, IndexError):
+            plain = False
+        if not plain:
+            if not isinstance(r, dict):
+                problem(f"result[{i}]: must be an object, got {type(r).__name__}")
+                continue
+            missing = [k for k in ("video_id", "category_id", "score", "segmentations") if k not in r]
+            if missing:
+                problem(f"result[{i}]: missing key{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}")
+                continue
+            vid, cat, score, segs = r["video_id"], r["category_id"], r["score"], r["segmentations"]
+            if not _is_int(vid) or not _is_int(cat):
+                problem(f"result[{i}]: video_id and category_id must be integers, got {vid!r} and {cat!r}")
+                continue
+            if (not isinstance(score, (int, float, np.integer, np.floating)) or isinstance(score, bool)
+                    or not math.isfinite(score)):
+                problem(f"result[{i}]: score must be a finite number, got {score!r}")
+                continue
         video = vid_by_id.get(vid)
         if video is None:
             unknown_videos[vid].append(i)
@@ -282,7 +302,7 @@ def bad_rle_error(inp: EvalInputs, video: Video, gt: GtTrack | None, result_inde
 def check_inputs(gt: Any, results: Any, flavor: str = "ytvis", lenient: bool = False,
                  use_kernel: bool = True) -> EvalInputs:
     """Load GT and results (paths or loaded objects), check both and index the results by video."""
-    ds, parsed = load_gt(gt, flavor)
+    ds, parsed = load_gt(gt, flavor, use_kernel)
     res, res_source = load_results(results)
     cat_ids = sorted(parsed["cat_names"])
     by_video, num_dropped, warnings = check_results(res, res_source, parsed["videos"], set(cat_ids), lenient,

@@ -75,11 +75,14 @@ class Scan:
     bad: np.ndarray
 
 
-def scan(mod: ModuleType, tracks: list[list], heights: np.ndarray, widths: np.ndarray) -> Scan:
-    """Parse every non-None frame of ``tracks`` (lists of ``{counts: str | bytes}`` or None) once."""
+def scan(mod: ModuleType, tracks: list[list], heights: np.ndarray, widths: np.ndarray,
+         need: np.ndarray | None = None) -> Scan:
+    """Parse every non-None frame of ``tracks`` (lists of ``{counts: str | bytes}`` or None) once.
+    ``need`` bool [n]: False for tracks never passed to `intersect` (their runs are not kept)."""
     h = np.ascontiguousarray(heights, dtype=np.int64)
     w = np.ascontiguousarray(widths, dtype=np.int64)
-    frames, track, t, area, bad = mod.scan(tracks, h, w)
+    args = (tracks, h, w) if need is None else (tracks, h, w, np.ascontiguousarray(need, dtype=np.uint8))
+    frames, track, t, area, bad = mod.scan(*args)
     return Scan(
         frames,
         np.frombuffer(track, dtype=np.int32).astype(np.int64),
