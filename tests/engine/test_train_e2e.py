@@ -73,7 +73,7 @@ def check_smoke_run_directory(smoke):
 def check_eval_only_resume_reuses_the_run_directory(smoke, train_data):
     base, run, _ = smoke
     before = json.loads((run / "inference" / "results.json").read_text())
-    r = run_train(["debug=cpu_smoke", "with", *data_args(train_data), *SMOKE[1:], "eval_only=True", "resume=True",
+    r = run_train(["debug=cpu_smoke", "with", *data_args(train_data), *SMOKE[1:], "eval_only=True", f"resume={run}",
                    "-F", str(base / "runs"), "-c", "no"], cwd=base)
     assert r.returncode == 0, r.stderr[-3000:]
     assert sorted(p.name for p in (base / "runs").iterdir() if p.name.isdigit()) == ["1"]
