@@ -30,12 +30,14 @@ def _assert_same(fast, ref: dict) -> None:
     np.testing.assert_array_equal(fast.recall, ref["recall"])
 
 
+@pytest.mark.parametrize("backend", ["auto", "pycocotools"])
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("flavor,agnostic", [("ytvis", False), ("ytvis", True), ("lvvis", False)])
-def test_matches_reference_on_random_cases(seed, flavor, agnostic):
+def test_matches_reference_on_random_cases(seed, flavor, agnostic, backend):
+    """``auto`` is the compiled kernel where it is built; ``pycocotools`` the path used without it."""
     rng = np.random.default_rng(seed + (100 if agnostic else 0) + (200 if flavor == "lvvis" else 0))
     gt, results = random_case(rng, lvvis=flavor == "lvvis")
-    fast = evaluate_full(gt, results, flavor=flavor, class_agnostic=agnostic, progress=False)
+    fast = evaluate_full(gt, results, flavor=flavor, class_agnostic=agnostic, progress=False, backend=backend)
     ref = reference_evaluate(gt, results, flavor=flavor, class_agnostic=agnostic)
     _assert_same(fast, ref)
     if flavor == "lvvis":

@@ -7,6 +7,7 @@ the pycocotools path with one logged warning. Both backends give bit-identical n
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from types import ModuleType
@@ -31,7 +32,7 @@ def load() -> tuple[ModuleType | None, str]:
     """(the compiled module or None, why it is unavailable); imported once per process."""
     if "module" not in _state:
         try:
-            from wsovvis.evaluation import _rle_kernel as mod
+            mod = importlib.import_module("wsovvis.evaluation._rle_kernel")
         except ImportError as e:
             _state["module"], _state["why"] = None, f"wsovvis.evaluation._rle_kernel is not built ({e})"
         else:
