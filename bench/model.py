@@ -3,7 +3,9 @@
 
 1. ``train``: forward, criterion and backward of ``configs/model/seqformer_r50.yaml`` (random init) on one
    5-frame clip of 360x640 (padded 384x640) with 3 synthetic instances; median of ``--repeats`` steps
-   after a warm-up, and the peak memory of the process.
+   after a warm-up, with the two deformable-attention implementations alternating step by step
+   (``--msda`` forces one), the memory autograd saves for the backward pass with each, and the
+   peak memory of the process.
 2. ``infer``: `predict_video` (clip-wise, the config's clip_length / clip_overlap) on generated videos
    of ``--short`` and ``--long`` frames at ``--infer-height`` (16:9, run at that test size; frames are
    produced lazily by a generator); the peak memory of each run and the ratio long / short (target <= 1.5).
@@ -69,9 +71,32 @@ def clip_targets(T: int, H: int, W: int, Hp: int, Wp: int, n: int = 3) -> list[d
              "size": torch.tensor([H, W])}]
 
 
+def saved_mb(fn) -> float:
+    """Memory autograd keeps for the backward pass of ``fn()`` (distinct storages)."""
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    del out
+    return sum(seen.values()) / 2**20
+
+
+def set_msda(model, impl: str) -> None:
+    from wsovvis.modeling.ops import MSDeformAttn
+
+    for m in model.modules():
+        if isinstance(m, MSDeformAttn):
+            m.impl = impl
+
+
 def bench_train(device: str, repeats: int, msda: str) -> dict:
+    """One model; steps alternate between the two MSDA implementations (side by side) unless one is forced."""
     torch.manual_seed(0)
-    model, criterion, _ = build_model({"model": model_cfg("seqformer_r50", msda_impl=msda)})
+    model, criterion, _ = build_model({"model": model_cfg("seqformer_r50")})
     model.to(device).train()
     T, H, W, Hp, Wp = 5, 360, 640, 384, 640
     images = torch.zeros(1, T, 3, Hp, Wp)
@@ -79,23 +104,37 @@ def bench_train(device: str, repeats: int, msda: str) -> dict:
     images, sizes = images.to(device), torch.tensor([[H, W]], device=device)
     targets = [{k: v.to(device) for k, v in t.items()} for t in clip_targets(T, H, W, Hp, Wp)]
     base = base_mb(device)
-    fwd, bwd = [], []
-    for i in range(repeats + 1):
-        model.zero_grad(set_to_none=True)
-        sync(device)
-        t0 = time.perf_counter()
+    impls = ["grid_sample", "embedding_bag"] if msda == "auto" else [msda]
+
+    def forward():
         losses = criterion(model(images, sizes), targets)
-        loss = sum(losses[k] * criterion.weight_dict[k] for k in losses if k in criterion.weight_dict)
-        sync(device)
-        t1 = time.perf_counter()
-        loss.backward()
-        sync(device)
-        t2 = time.perf_counter()
-        if i:  # the first step is a warm-up
-            fwd.append(t1 - t0)
-            bwd.append(t2 - t1)
-    return {"fwd_s": statistics.median(fwd), "bwd_s": statistics.median(bwd), "peak_mb": peak_mb(device),
-            "base_mb": base}
+        return sum(losses[k] * criterion.weight_dict[k] for k in losses if k in criterion.weight_dict)
+
+    times = {impl: {"fwd": [], "bwd": []} for impl in impls}
+    for i in range(repeats + 1):
+        for impl in impls:
+            set_msda(model, impl)
+            model.zero_grad(set_to_none=True)
+            sync(device)
+            t0 = time.perf_counter()
+            loss = forward()
+            sync(device)
+            t1 = time.perf_counter()
+            loss.backward()
+            sync(device)
+            t2 = time.perf_counter()
+            if i:  # the first round is a warm-up
+                times[impl]["fwd"].append(t1 - t0)
+                times[impl]["bwd"].append(t2 - t1)
+    out = {"peak_mb": peak_mb(device), "base_mb": base, "impls": {}}
+    for impl in impls:
+        set_msda(model, impl)
+        out["impls"][impl] = {
+            "fwd_s": statistics.median(times[impl]["fwd"]),
+            "bwd_s": statistics.median(times[impl]["bwd"]),
+            "saved_mb": saved_mb(forward),
+        }
+    return out
 
 
 def frames(n: int, H: int, W: int):
@@ -167,9 +206,14 @@ def main() -> None:
           f"memory = {unit}")
     if not args.skip_train:
         r = spawn(args, "--child", "train")
-        print(f"train step, R50, 1 clip x 5 frames 360x640: forward+loss {r['fwd_s']:.2f} s, backward "
-              f"{r['bwd_s']:.2f} s (median of {args.repeats}); peak {r['peak_mb']:.0f} MB "
-              f"({r['peak_mb'] - r['base_mb']:.0f} MB above base)")
+        print(f"train step, R50, 1 clip x 5 frames 360x640, median of {args.repeats} (implementations alternate):")
+        for impl, v in r["impls"].items():
+            print(f"  msda {impl:13}: forward+loss {v['fwd_s']:.2f} s, backward {v['bwd_s']:.2f} s, "
+                  f"total {v['fwd_s'] + v['bwd_s']:.2f} s; saved for backward {v['saved_mb']:.0f} MB")
+        if len(r["impls"]) == 2:
+            gs, eb = (v["fwd_s"] + v["bwd_s"] for v in r["impls"].values())
+            print(f"  step time grid_sample / embedding_bag: {gs / eb:.2f}")
+        print(f"  process peak {r['peak_mb']:.0f} MB ({r['peak_mb'] - r['base_mb']:.0f} MB above base)")
     if args.skip_infer:
         return
     res = [spawn(args, "--child", "infer", "--frames", str(n)) for n in (args.short, args.long)]

@@ -157,29 +157,19 @@ def test_giou_loss_matches_box_ops():
     torch.testing.assert_close(got, expect)
 
 
-def _num_boxes_worker(rank: int, port: int, queue) -> None:
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    try:
-        n = 1 if rank == 0 else 4
-        targets = [{"labels": torch.zeros(n, dtype=torch.long)}]
-        queue.put(float(criterion().num_boxes(targets, torch.device("cpu"))))
-    finally:
-        dist.destroy_process_group()
-
-
 def test_num_boxes_is_averaged_over_ranks():
     import socket
 
     import torch.multiprocessing as mp
+
+    from tests.modeling.ddp_worker import num_boxes_worker
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_num_boxes_worker, args=(r, port, queue)) for r in range(2)]
+    procs = [ctx.Process(target=num_boxes_worker, args=(r, port, [1, 4], queue)) for r in range(2)]
     for p in procs:
         p.start()
     values = [queue.get(timeout=60) for _ in procs]

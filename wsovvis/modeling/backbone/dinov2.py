@@ -16,7 +16,6 @@ mask. Four block outputs (``layers``, shallow to deep) become res2..res5 at stri
 
 from __future__ import annotations
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -137,6 +136,8 @@ class DinoV2Backbone(nn.Module):
         self.out_strides = dict(zip(_STAGES, _STRIDES))
 
     def _create(self, weights: str | None) -> nn.Module:
+        import timm  # imported on first build: importing the registry stays cheap
+
         kwargs = dict(pretrained=False, num_classes=0, dynamic_img_size=True, dynamic_img_pad=True)
         if not weights:
             with torch.device("meta"):

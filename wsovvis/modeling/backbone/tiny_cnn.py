@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from wsovvis.errors import WsovvisError
 from wsovvis.modeling.backbone.registry import downsample_mask, register_backbone
 from wsovvis.modeling.backbone.weights import load_state_dict_file
 
@@ -32,7 +33,10 @@ class TinyCNN(nn.Module):
         self.out_channels = {"res2": width, "res3": 2 * width, "res4": 4 * width, "res5": 8 * width}
         self.out_strides = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
         if weights:
-            self.load_state_dict(load_state_dict_file(weights, "tiny_cnn backbone weights"))
+            try:
+                self.load_state_dict(load_state_dict_file(weights, "tiny_cnn backbone weights"))
+            except RuntimeError as e:
+                raise WsovvisError(f"{weights}: does not fit tiny_cnn(width={width}): {e}") from e
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         x = self.stem(images)

@@ -61,24 +61,19 @@ def read_resnet_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WsovvisError(f"{path}: backbone weights file does not exist (model.backbone.weights)")
-    if path.suffix == ".pkl":
+    if path.suffix != ".pkl":
+        obj = load_state_dict_file(path, "ResNet weights")
+    else:
         try:
             with open(path, "rb") as f:
                 obj = pickle.load(f, encoding="latin1")
         except (pickle.UnpicklingError, EOFError, OSError) as e:
             raise WsovvisError(f"{path}: unreadable detectron2 pickle: {e}") from e
-    else:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises many types for corrupt files
-            raise WsovvisError(f"{path}: unreadable torch checkpoint: {e}") from e
-    if isinstance(obj, dict):
-        for key in ("model", "state_dict"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict):
-        raise WsovvisError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
+        if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+            obj = obj["model"]
+        if not isinstance(obj, dict):
+            kind = type(obj).__name__
+            raise WsovvisError(f"{path}: expected a dict of arrays (optionally under 'model'), not {kind}")
     if any(k.startswith(("res_conv1_", "conv1_w")) or "_branch2a_" in k for k in obj):
         raise WsovvisError(
             f"{path}: this is a Caffe2-named MSRA ResNet (stride in the 1x1 conv, BGR input), which the "

@@ -1,18 +1,27 @@
-"""SeqFormer in plain PyTorch: model, matcher, criterion, post-processing, clip-wise inference, checkpoints."""
+"""SeqFormer in plain PyTorch: model, matcher, criterion, post-processing, clip-wise inference, checkpoints.
 
-from wsovvis.modeling.seqformer.checkpoint import export_state_dict, load_checkpoint
-from wsovvis.modeling.seqformer.criterion import SetCriterion
-from wsovvis.modeling.seqformer.inference import predict_video
-from wsovvis.modeling.seqformer.matcher import HungarianMatcher
-from wsovvis.modeling.seqformer.model import SeqFormer
-from wsovvis.modeling.seqformer.postprocess import SeqFormerPostProcessor
+Submodules: ``model``, ``transformer`` (``encoder``, ``decoder``), ``mask_head``, ``matcher``,
+``criterion``, ``postprocess``, ``inference`` (`predict_video`), ``checkpoint``. The names below are
+imported on first use.
+"""
 
-__all__ = [
-    "HungarianMatcher",
-    "SeqFormer",
-    "SeqFormerPostProcessor",
-    "SetCriterion",
-    "export_state_dict",
-    "load_checkpoint",
-    "predict_video",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "HungarianMatcher": "matcher",
+    "SeqFormer": "model",
+    "SeqFormerPostProcessor": "postprocess",
+    "SetCriterion": "criterion",
+    "export_state_dict": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "predict_video": "inference",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"wsovvis.modeling.seqformer.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'wsovvis.modeling.seqformer' has no attribute {name!r}")
