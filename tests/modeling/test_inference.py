@@ -149,7 +149,12 @@ def test_resizes_to_test_size_and_back(tiny, monkeypatch):
         return real(frame, size, index)
 
     monkeypatch.setattr(inference, "prepare_frame", spy)
-    preds = predict_video(model, post, video(T=3, H=60, W=100), test_size=48, max_size=160)
+    model.train()  # e.g. evaluation in the middle of training: the mode comes back afterwards
+    try:
+        preds = predict_video(model, post, video(T=3, H=60, W=100), test_size=48, max_size=160)
+        assert model.training
+    finally:
+        model.eval()
     assert set(seen) == {(48, 80)}
     assert all(r["size"] == [60, 100] for p in preds for r in p["segmentations"])
 

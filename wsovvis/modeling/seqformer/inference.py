@@ -187,7 +187,7 @@ def predict_video(
     """Predict instance tubes of one video.
 
     Args:
-        model: a `SeqFormer` (put in eval mode here; its device is used).
+        model: a `SeqFormer` (run in eval mode, its previous mode restored afterwards; its device is used).
         postprocessor: `SeqFormerPostProcessor` (thresholds and default options).
         frames: iterable of RGB uint8 ``[H, W, 3]`` frames of one size (a generator is fine).
 
@@ -204,8 +204,16 @@ def predict_video(
     max_tracks = max_tracks or p.max_tracks
     if not 0 < clip_overlap < clip_length:
         raise WsovvisError(f"inference: clip_overlap {clip_overlap} must be in 1..clip_length-1 ({clip_length - 1})")
-    stride = clip_length - clip_overlap
+    was_training = model.training
     model.eval()
+    try:
+        return _predict(model, p, frames, test_size, max_size, clip_length, clip_overlap, top_k, max_tracks)
+    finally:
+        model.train(was_training)
+
+
+def _predict(model, p, frames, test_size, max_size, clip_length, clip_overlap, top_k, max_tracks) -> list[dict]:
+    stride = clip_length - clip_overlap
     device = next(model.parameters()).device
 
     buffer: deque[torch.Tensor] = deque(maxlen=clip_length)
