@@ -144,3 +144,20 @@ def test_classic_features_find_a_moving_square():
     m = refine_mask(frames[1], masks[0].mask, "guided")
     iou = (m & truth[1]).sum() / (m | truth[1]).sum()
     assert iou > 0.7
+
+
+def test_touching_dissimilar_objects_on_one_side_of_the_cut_come_out_separately():
+    # Two salient blocks that touch (columns 6..13 and 14..21), with unlike features: one cut puts
+    # both against the background; the graph-linked component / recursive split separates them.
+    h, w = 16, 28
+    f = _feats(h, w, [(slice(4, 12), slice(6, 14), 1), (slice(4, 12), slice(14, 22), 2)])
+    sal = np.zeros((h, w), np.float32)
+    sal[4:12, 6:22] = 1.0
+    masks = cut_frame(f, CutParams(tau=0.5, num_cuts=3, fg_rule="saliency", min_saliency=0.3), saliency=sal)
+    got = sorted((int(m.mask.sum()), int(np.argwhere(m.mask)[:, 1].min())) for m in masks)
+    assert got == [(64, 6), (64, 14)]
+    # With plain pixel connectivity and no split they would have been one mask.
+    import wsovvis.pseudo.cut as cut_mod
+
+    merged = cut_mod._component(np.pad(np.ones((8, 16), bool), ((4, 4), (6, 6))), None, sal)
+    assert merged.sum() == 128

@@ -78,9 +78,10 @@ class MaskCutEngine:
 
     def __init__(self, features: FeatureExtractor, cut: CutParams, link: LinkParams | None = None,
                  clean: CleanupParams | None = None, refine: str = "guided", warp: bool = True,
-                 edge_ref: float = 3.0):
+                 edge_ref: float = 3.0, prior_weight: float = 0.4):
         self.features = features
         self.edge_ref = edge_ref
+        self.prior_weight = prior_weight
         self.warp = warp
         self._flow = FlowEstimator("fast")
         self.cut = cut
@@ -99,7 +100,8 @@ class MaskCutEngine:
         dets = []
         grad = gradient_magnitude(video.frames[t]) if self.edge_ref > 0 else None
         for pm in cut_frame(feats.patch[t], self.cut, sal):
-            m = refine_mask(video.frames[t], pm.mask, self.refine, prior)
+            m = refine_mask(video.frames[t], pm.mask, self.refine, prior if self.prior_weight > 0 else None,
+                            self.prior_weight)
             if m is None or not m.any():
                 continue
             score = detection_score(pm, self.cut.fg_rule)

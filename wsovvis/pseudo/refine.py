@@ -69,11 +69,12 @@ def _crf(image: np.ndarray, soft: np.ndarray) -> np.ndarray:
 
 
 def refine_mask(image: np.ndarray, patch_mask: np.ndarray, mode: str = "guided",
-                prior: np.ndarray | None = None) -> np.ndarray | None:
+                prior: np.ndarray | None = None, prior_weight: float = 0.5) -> np.ndarray | None:
     """Patch mask ``bool [h, w]`` -> pixel mask ``bool [H, W]`` of ``image uint8 [H, W, 3]``.
 
-    ``prior``: optional ``[H, W]`` 0..1 map (pixel saliency) that the soft mask is mixed with before
-    the filter, so pixel-level evidence shapes the boundary. Returns None when the CRF drops the mask.
+    ``prior``: optional ``[H, W]`` 0..1 map (pixel saliency); the soft mask is scaled by
+    ``1 - prior_weight + prior_weight * prior`` before the filter, so pixels of the patch mask
+    without pixel-level evidence can fall out. Returns None when the CRF drops the mask.
     """
     if mode not in REFINERS:
         raise ValueError(f"unknown refinement {mode!r}; choose from {REFINERS}")
@@ -82,7 +83,7 @@ def refine_mask(image: np.ndarray, patch_mask: np.ndarray, mode: str = "guided",
         return cv2.resize(patch_mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
     soft = cv2.resize(patch_mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     if prior is not None:
-        soft = 0.5 * soft + 0.5 * np.clip(prior, 0.0, 1.0) * (soft > 0)
+        soft = soft * (1.0 - prior_weight + prior_weight * np.clip(prior, 0.0, 1.0))
     if mode == "crf":
         global _crf_note_logged
         if crf_available():
