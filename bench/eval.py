@@ -1,18 +1,29 @@
 """Benchmark: `wsovvis.evaluation.evaluate_full` against the plain per-(prediction, GT, frame) evaluator.
 
-Generates a seeded synthetic YouTube-VIS case (default 300 videos x 36 frames, 10 categories, ~1,500 GT
-tracks, ~9,000 predictions with moving ellipse masks, absent frames, crowd tracks and tied scores), times
-both evaluators on the same in-memory input in one run, and prints both times, the ratio and the largest
-|difference| of the 12 stats and of the precision/recall arrays. Then measures the peak traced memory of
-the fast evaluator on an LV-VIS-sized input (1,196 categories, 100 predictions per video).
+Two seeded synthetic YouTube-VIS cases of the issue's size (300 videos x 36 frames at 360x640, 10 categories,
+1,500 GT tracks, 9,000 predictions with moving ellipse masks, absent frames, crowd tracks and tied scores):
+
+* ``issue``: each prediction takes a random category (70% of them jitter a GT track) -- the issue's case;
+* ``model``: what a VIS model outputs: 10 queries per video (70% near a GT track), each reported for its top-3
+  classes, drawn from the categories of the video, with the same mask -- more same-category (prediction, GT)
+  pairs per video.
+
+Both go through a JSON round trip (every string its own object, as when results are read from a file). Each
+evaluator runs ``--repeat`` times on the same input in one process: CPU time (``time.process_time``: the cores
+are shared) and wall time, min and median, their ratios, and the largest |difference| of the 12 stats and the
+precision/recall arrays against the plain evaluator, for the compiled-kernel backend and for the pycocotools
+backend (used when the kernel is not built). Then an LV-VIS-sized input (1,196 categories, 100 predictions per
+video): time and peak traced memory (tracemalloc; the kernel allocates through PyMem_Raw, so it is traced).
 
     .venv/bin/python bench/eval.py                       # full run (the plain evaluator takes minutes)
-    .venv/bin/python bench/eval.py --videos 30 --lvvis-videos 50    # quick look
+    .venv/bin/python bench/eval.py --videos 30 --lvvis-videos 50 --repeat 1    # quick look
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import sys
 import time
 import tracemalloc
@@ -23,7 +34,7 @@ from pycocotools import mask as mask_utils
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wsovvis.evaluation import STAT_NAMES, evaluate_full  # noqa: E402
+from wsovvis.evaluation import STAT_NAMES, evaluate_full, kernel  # noqa: E402
 from wsovvis.evaluation.reference import reference_evaluate  # noqa: E402
 
 
@@ -123,31 +134,95 @@ def make_case(videos: int, frames: int, h: int, w: int, num_cats: int, gt_per_vi
     return gt, results
 
 
-def max_abs_diff(fast, ref: dict) -> tuple[float, float]:
-    stats = max(abs(fast.stats[k] - ref[k]) for k in STAT_NAMES)
-    arrays = max(float(np.abs(fast.precision - ref["precision"]).max()),
-                 float(np.abs(fast.recall - ref["recall"]).max()))
+def make_model_case(videos: int, frames: int, h: int, w: int, num_cats: int, gt_per_video: int, queries: int,
+                    top_k: int, seed: int = 0) -> tuple[dict, list]:
+    """Like `make_case`, but predictions come from ``queries`` tracks per video, each reported for its ``top_k``
+    classes (the GT class first for a query near a GT track, then other classes of the video or random ones)."""
+    rng = np.random.default_rng(seed)
+    cats = [{"id": c + 1, "name": f"class{c + 1}"} for c in range(num_cats)]
+    gt = {"videos": [], "categories": cats, "annotations": []}
+    results = []
+    for v in range(videos):
+        vid = v + 1
+        gt["videos"].append({"id": vid, "height": h, "width": w, "length": frames,
+                             "file_names": [f"v{vid}/{t:05d}.jpg" for t in range(frames)]})
+        bases = []
+        for _ in range(gt_per_video):
+            segs, areas, base = _track(rng, h, w, frames)
+            cat = int(rng.integers(1, num_cats + 1))
+            bases.append((base, cat))
+            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "video_id": vid, "category_id": cat,
+                                      "iscrowd": int(rng.random() < 0.02), "segmentations": segs, "areas": areas,
+                                      "bboxes": [None] * frames})
+        video_cats = sorted({c for _, c in bases})
+        for _ in range(queries):
+            if bases and rng.random() < 0.7:
+                base, cat = bases[int(rng.integers(len(bases)))]
+                segs, _, _ = _track(rng, h, w, frames, base, jitter=float(rng.uniform(0.02, 0.4)))
+                classes = [cat]
+            else:
+                segs, _, _ = _track(rng, h, w, frames)
+                classes = []
+            while len(classes) < top_k:
+                pool = video_cats if rng.random() < 0.6 else range(1, num_cats + 1)
+                c = int(rng.choice(list(pool)))
+                if c not in classes:
+                    classes.append(c)
+            score = float(rng.uniform(0.3, 1.0))
+            for c in classes:
+                results.append({"video_id": vid, "category_id": c, "score": round(score, 3), "segmentations": segs})
+                score *= float(rng.uniform(0.1, 0.8))
+    return gt, results
+
+
+def max_abs_diff(res, ref: dict) -> tuple[float, float]:
+    stats = max(abs(res.stats[k] - ref[k]) for k in STAT_NAMES)
+    arrays = max(float(np.abs(res.precision - ref["precision"]).max()),
+                 float(np.abs(res.recall - ref["recall"]).max()))
     return stats, arrays
 
 
-def timed(fn, *args, **kw):
-    """(result, wall seconds, CPU seconds): CPU time is what the ratio uses, since other jobs share the cores."""
-    w, c = time.perf_counter(), time.process_time()
-    out = fn(*args, **kw)
-    return out, time.perf_counter() - w, time.process_time() - c
+def timed(fn, repeat: int, *args, **kw):
+    """(last result, CPU seconds per run, wall seconds per run)."""
+    cpu, wall = [], []
+    for _ in range(repeat):
+        w, c = time.perf_counter(), time.process_time()
+        out = fn(*args, **kw)
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - w)
+    return out, cpu, wall
 
 
-def compare(label: str, gt: dict, results: list, skip_reference: bool, **kw) -> None:
-    fast, w_fast, c_fast = timed(evaluate_full, gt, results, progress=False, **kw)
-    print(f"[{label}] fast evaluator:  cpu {c_fast:8.2f} s  wall {w_fast:8.2f} s   AP={fast.stats['AP']:.4f} "
-          f"AR100={fast.stats['AR100']:.4f}")
-    if skip_reference:
-        return
-    kw.pop("lenient", None)
-    ref, w_ref, c_ref = timed(reference_evaluate, gt, results, **kw)
-    d_stats, d_arrays = max_abs_diff(fast, ref)
-    print(f"[{label}] plain evaluator: cpu {c_ref:8.2f} s  wall {w_ref:8.2f} s   ratio cpu {c_ref / c_fast:5.1f}x "
-          f"wall {w_ref / w_fast:5.1f}x   max|d stats| {d_stats:.3g}   max|d precision/recall| {d_arrays:.3g}")
+def _fmt(xs: list[float]) -> str:
+    return f"min {min(xs):7.3f}  med {statistics.median(xs):7.3f}"
+
+
+def compare(label: str, gt: dict, results: list, repeat: int, skip_reference: bool, **kw) -> None:
+    runs = {}
+    for backend in ("kernel", "pycocotools"):
+        if backend == "kernel" and kernel.load()[0] is None:
+            print(f"[{label}] kernel backend: not built ({kernel.load()[1]})")
+            continue
+        runs[backend] = timed(evaluate_full, repeat if backend == "kernel" else 1, gt, results, progress=False,
+                              backend=backend, **kw)
+    ref = None
+    if not skip_reference:
+        ref = timed(reference_evaluate, repeat, gt, results, class_agnostic=kw.get("class_agnostic", False),
+                    flavor=kw.get("flavor", "ytvis"))
+        print(f"[{label}] plain evaluator     cpu {_fmt(ref[1])}  wall {_fmt(ref[2])}")
+    for backend, (res, cpu, wall) in runs.items():
+        line = f"[{label}] {backend + ' backend':19s} cpu {_fmt(cpu)}  wall {_fmt(wall)}"
+        if ref is not None:
+            d_stats, d_arrays = max_abs_diff(res, ref[0])
+            med = statistics.median(ref[1]) / statistics.median(cpu)
+            line += (f"   ratio cpu {min(ref[1]) / min(cpu):5.1f}x (medians {med:5.1f}x)"
+                     f" wall {min(ref[2]) / min(wall):5.1f}x   max|d stats| {d_stats:.3g}"
+                     f"  max|d arrays| {d_arrays:.3g}")
+        print(line + f"   AP={res.stats['AP']:.4f} AR100={res.stats['AR100']:.4f}")
+
+
+def json_round_trip(obj):
+    return json.loads(json.dumps(obj))
 
 
 def main() -> int:
@@ -159,35 +234,51 @@ def main() -> int:
     p.add_argument("--categories", type=int, default=10)
     p.add_argument("--gt-per-video", type=int, default=5)
     p.add_argument("--dt-per-video", type=int, default=30)
+    p.add_argument("--repeat", type=int, default=3, help="runs per evaluator (the pycocotools backend runs once)")
+    p.add_argument("--cases", default="issue,model", help="comma-separated: issue, model")
     p.add_argument("--lvvis-videos", type=int, default=300, help="videos of the LV-VIS-sized run (0: skip)")
     p.add_argument("--lvvis-reference", action="store_true", help="also time the plain evaluator on it")
     p.add_argument("--skip-reference", action="store_true", help="time only the fast evaluator")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
 
-    t = time.perf_counter()
-    gt, results = make_case(a.videos, a.frames, a.height, a.width, a.categories, a.gt_per_video, a.dt_per_video,
-                            a.seed)
-    print(f"case: {a.videos} videos x {a.frames} frames ({a.height}x{a.width}), {a.categories} categories, "
-          f"{len(gt['annotations'])} GT tracks, {len(results)} predictions (generated in "
-          f"{time.perf_counter() - t:.1f}s)")
-    compare("ytvis", gt, results, a.skip_reference)
-    compare("class-agnostic", gt, results, a.skip_reference, class_agnostic=True)
+    for case in a.cases.split(","):
+        t = time.perf_counter()
+        if case == "issue":
+            gt, results = make_case(a.videos, a.frames, a.height, a.width, a.categories, a.gt_per_video,
+                                    a.dt_per_video, a.seed)
+        elif case == "model":
+            gt, results = make_model_case(a.videos, a.frames, a.height, a.width, a.categories, a.gt_per_video,
+                                          a.dt_per_video // 3, 3, a.seed)
+        else:
+            p.error(f"unknown case {case!r}")
+        gt, results = json_round_trip(gt), json_round_trip(results)
+        print(f"case {case}: {a.videos} videos x {a.frames} frames ({a.height}x{a.width}), {a.categories} categories, "
+              f"{len(gt['annotations'])} GT tracks, {len(results)} predictions (generated in "
+              f"{time.perf_counter() - t:.1f}s)")
+        compare(f"{case} ytvis", gt, results, a.repeat, a.skip_reference)
+        compare(f"{case} class-agnostic", gt, results, a.repeat, a.skip_reference, class_agnostic=True)
+        del gt, results
 
     if a.lvvis_videos:
         gt2, res2 = make_case(a.lvvis_videos, 12, 180, 320, 1196, 6, 100, a.seed + 1, partitions=True)
-        tracemalloc.start()
-        t = time.perf_counter()
-        out = evaluate_full(gt2, res2, flavor="lvvis", progress=False)
-        t_lv = time.perf_counter() - t
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        arrays = (out.precision.nbytes + out.recall.nbytes) / 2**20
-        print(f"[lvvis-sized] {a.lvvis_videos} videos x 12 frames (180x320), 1196 categories, {len(res2)} predictions: "
-              f"{t_lv:.2f} s wall, peak traced memory during evaluation {peak / 2**20:.0f} MiB (precision+recall "
-              f"arrays {arrays:.0f} MiB of it, fixed for K=1196; the rest grows with the number of predictions)")
+        gt2, res2 = json_round_trip(gt2), json_round_trip(res2)
+        print(f"case lvvis-sized: {a.lvvis_videos} videos x 12 frames (180x320), 1196 categories, "
+              f"{len(res2)} predictions")
+        for backend in ("kernel", "pycocotools"):
+            if backend == "kernel" and kernel.load()[0] is None:
+                continue
+            out, cpu, wall = timed(evaluate_full, 1, gt2, res2, flavor="lvvis", progress=False, backend=backend)
+            tracemalloc.start()
+            evaluate_full(gt2, res2, flavor="lvvis", progress=False, backend=backend)
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            arrays = (out.precision.nbytes + out.recall.nbytes) / 2**20
+            print(f"[lvvis-sized] {backend + ' backend':19s} cpu {cpu[0]:6.2f} s  wall {wall[0]:6.2f} s   peak traced "
+                  f"memory during evaluation {peak / 2**20:.0f} MiB (precision+recall arrays {arrays:.0f} MiB of it, "
+                  f"fixed for K=1196)")
         if a.lvvis_reference:
-            compare("lvvis-sized", gt2, res2, False, flavor="lvvis")
+            compare("lvvis-sized", gt2, res2, 1, False, flavor="lvvis")
     return 0
 
 

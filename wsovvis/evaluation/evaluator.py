@@ -1,11 +1,17 @@
 """YouTube-VIS / LV-VIS video mask AP: `evaluate` (the 12 stats) and `evaluate_full` (arrays and tables).
 
 Semantics are those of the official youtubevos ``ytvoseval.py`` and LV-VIS ``lvviseval.py`` (see
-``shared/reference/ytvis_eval.md``); the work is organised per video instead of per (prediction, GT,
-frame): every RLE of the video is checked once (its runs must add up to the frame size, or pycocotools
-would loop forever), co-present frames of the same category are intersected in a few batched
-``pycocotools.mask.iou`` calls (`wsovvis.evaluation.rle_batch`), the video IoUs follow from integer sums,
-then greedy matching (`matching`) and COCO accumulation (`accumulate`).
+``shared/reference/ytvis_eval.md``). The video IoUs follow from integer sums of per-frame areas and
+intersections, computed by one of two backends with bit-identical results:
+
+* ``kernel`` (`batched` on the compiled `kernel`): flat arrays for the whole file; every RLE parsed and
+  checked once in C, co-present frames of a group intersected in C, greedy matching in C.
+* ``pycocotools`` (this module, the fallback when the kernel is not built): per video, every RLE is checked
+  (its runs must add up to the frame size, or pycocotools would loop forever), co-present frames of the
+  same category are intersected in a few batched ``pycocotools.mask.iou`` calls (`rle_batch`), then greedy
+  matching per (video, category) (`matching`).
+
+Both end in COCO accumulation (`accumulate`).
 """
 
 from __future__ import annotations
