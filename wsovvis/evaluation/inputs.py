@@ -174,7 +174,7 @@ def check_results(
     and (unless ``lenient``) segmentation lists whose length is not the video length. ``use_kernel``: let the
     compiled kernel (when built) confirm the common case of valid frames faster; the verdict is the same.
     """
-    vid_by_id = {v.id: v for v in videos}
+    dims_by_id = {v.id: (v.length, v.height, v.width) for v in videos}
     problems: list[str] = []
     unknown_videos: dict[Any, list[int]] = defaultdict(list)
     length_mismatch: list[str] = []
@@ -213,8 +213,8 @@ def check_results(
                     or not math.isfinite(score)):
                 problem(f"result[{i}]: score must be a finite number, got {score!r}")
                 continue
-        video = vid_by_id.get(vid)
-        if video is None:
+        dims = dims_by_id.get(vid)
+        if dims is None:
             unknown_videos[vid].append(i)
             continue
         if not isinstance(segs, list):
@@ -223,17 +223,19 @@ def check_results(
         if cat not in cat_ids:
             dropped[cat] += 1
             continue
-        if len(segs) != video.length:
-            length_mismatch.append(f"result[{i}] has {len(segs)} frames, video {vid} has {video.length}")
-        hw = [video.height, video.width]
+        length, height, width = dims
+        if len(segs) != length:
+            length_mismatch.append(f"result[{i}] has {len(segs)} frames, video {vid} has {length}")
         # the common case in one pass: compressed RLE dicts of the video's size, or null (the kernel's check
         # only ever says yes to a subset of what the Python expression accepts)
-        ok = frames_ok is not None and frames_ok(segs, video.height, video.width)
-        if not ok:
-            try:
-                ok = all(s is None or (s["size"] == hw and type(s["counts"]) is str) for s in segs)
-            except (TypeError, KeyError, IndexError):
-                ok = False
+        if frames_ok is not None and frames_ok(segs, height, width):
+            by_video[vid].append(i)
+            continue
+        hw = [height, width]
+        try:
+            ok = all(s is None or (s["size"] == hw and type(s["counts"]) is str) for s in segs)
+        except (TypeError, KeyError, IndexError):
+            ok = False
         if ok:
             by_video[vid].append(i)
             continue
