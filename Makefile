@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: demo test lint bench clean-venv
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml setup.py $(wildcard wsovvis/evaluation/csrc/*.c wsovvis/evaluation/csrc/*.h)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade -q "pip>=23"
 	$(PY) -m pip install -q -r requirements.txt
@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m ruff check .
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --durations=15 tests
+	HF_HUB_OFFLINE=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --durations=15 tests
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
