@@ -38,6 +38,31 @@ def test_param_groups_multipliers_and_frozen_parameters():
     assert n_trainable == 6  # the two frozen tensors are not optimised
 
 
+def test_new_layers_of_a_backbone_learn_at_the_full_rate():
+    class WithFPN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = nn.Module()
+            self.backbone.trunk = nn.Linear(3, 3)
+            self.backbone.fpn = nn.Linear(3, 3)
+            self.head = nn.Linear(3, 1)
+
+    model = WithFPN()
+    groups = {g["name"]: g for g in param_groups(model, 1e-3, 0.0, backbone_multiplier=0.1,
+                                                  backbone_new_names=["backbone.fpn."])}
+    assert {id(p) for p in groups["backbone"]["params"]} == {id(p) for p in model.backbone.trunk.parameters()}
+    assert {id(p) for p in model.backbone.fpn.parameters()} <= {id(p) for p in groups["default"]["params"]}
+    assert groups["backbone"]["lr"] == pytest.approx(1e-4) and groups["default"]["lr"] == pytest.approx(1e-3)
+
+
+def test_dinov2_config_puts_the_pseudo_fpn_at_the_full_rate():
+    from wsovvis.engine.compose import compose
+    from wsovvis.engine.config import build_train_config
+
+    cfg = build_train_config(compose(["model=seqformer_dinov2_vits14"]))
+    assert "backbone.fpn." in cfg.solver.backbone_new_names
+
+
 def test_lr_factor_hand_values():
     # linear warmup from 0.1 over 10 iterations, then x0.1 at 20 and again at 30
     f = [lr_factor(i, [20, 30], 0.1, 10, 0.1) for i in (0, 5, 10, 19, 20, 29, 30)]

@@ -75,6 +75,8 @@ class SolverConfig:
     grad_accum_steps: int = 1
     base_lr: float = 2e-4
     backbone_multiplier: float = 0.1  # applies to parameters whose name contains "backbone"
+    # ... except these randomly initialised layers on top of a pretrained trunk (full lr)
+    backbone_new_names: list[str] = field(default_factory=lambda: ["backbone.fpn."])
     linear_proj_multiplier: float = 1.0  # parameters named like `linear_proj_names` (original repo: 0.1)
     linear_proj_names: list[str] = field(default_factory=lambda: ["sampling_offsets", "reference_points"])
     weight_decay: float = 1e-4

@@ -2,7 +2,10 @@
 
 Parameter groups (trainable parameters only; frozen ones never reach the optimiser):
 
-* name contains ``"backbone"``                     -> ``base_lr * backbone_multiplier``
+* name contains ``"backbone"``                     -> ``base_lr * backbone_multiplier``,
+  except names containing one of ``backbone_new_names`` (layers a backbone adds on top of its
+  pretrained trunk, e.g. the DINOv2 pseudo-FPN ``backbone.fpn.``): they start from random
+  weights, so they learn at the head's rate
 * name contains one of ``linear_proj_names``        -> ``base_lr * linear_proj_multiplier``
 * everything else                                   -> ``base_lr``
 
@@ -25,6 +28,7 @@ def param_groups(
     backbone_multiplier: float = 1.0,
     linear_proj_multiplier: float = 1.0,
     linear_proj_names: tuple[str, ...] | list[str] = (),
+    backbone_new_names: tuple[str, ...] | list[str] = (),
 ) -> list[dict]:
     """Trainable parameters split into (at most) three groups, each with ``name`` and ``lr``."""
     groups: dict[str, list] = {"backbone": [], "linear_proj": [], "default": []}
@@ -33,7 +37,7 @@ def param_groups(
         if not p.requires_grad or id(p) in seen:  # tied weights appear once
             continue
         seen.add(id(p))
-        if "backbone" in name:
+        if "backbone" in name and not any(k in name for k in backbone_new_names):
             groups["backbone"].append(p)
         elif any(k in name for k in linear_proj_names):
             groups["linear_proj"].append(p)
@@ -50,7 +54,7 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     """AdamW from ``cfg.solver`` (a `SolverConfig`)."""
     s = cfg.solver
     groups = param_groups(model, s.base_lr, s.weight_decay, s.backbone_multiplier,
-                          s.linear_proj_multiplier, tuple(s.linear_proj_names))
+                          s.linear_proj_multiplier, tuple(s.linear_proj_names), tuple(s.backbone_new_names))
     if not groups:
         raise ValueError("the model has no trainable parameters")
     return torch.optim.AdamW(groups, lr=s.base_lr, weight_decay=s.weight_decay, betas=tuple(s.betas))
