@@ -4,11 +4,13 @@ and a failing rank that stops every rank with the root traceback in the run dire
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
 
-from .conftest import data_args, run_train
+from .conftest import SCRIPT, data_args, run_train, train_env
 
 DDP = ["debug=cpu_smoke", "eval=off", "num_gpus=2", "num_threads=1", "progress=False", "plots=False",
        "eval.period=0", "data.num_workers=0"]
@@ -36,6 +38,20 @@ def test_two_process_gloo_run_one_directory_identical_weights(train_data, tmp_pa
     assert (runs[0] / "checkpoints" / "ckpt_0000003.pth").is_file()
     metrics = json.loads((runs[0] / "inference" / "metrics.json").read_text())
     assert metrics["protocol"]["videos"] == 2 and "AP50" in metrics["metrics"]
+
+
+def test_the_same_script_runs_under_torchrun(train_data, tmp_path):
+    """torchrun starts the ranks itself (num_gpus stays 1): still one run directory, equal replicas."""
+    argv = [a for a in _argv(train_data, tmp_path / "runs", "solver.max_iter=2", "solver.checkpoint_period=2")
+            if a != "num_gpus=2"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT), *argv]
+    r = subprocess.run(cmd, cwd=tmp_path, env=train_env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-4000:]
+    runs = [p for p in (tmp_path / "runs").iterdir() if p.name.isdigit()]
+    assert [p.name for p in runs] == ["1"]
+    ranks = json.loads((runs[0] / "ranks.json").read_text())
+    assert ranks["world_size"] == 2 and ranks["iteration"] == 2
+    assert len(ranks["weights_sha256"]) == 2 and len(set(ranks["weights_sha256"])) == 1
 
 
 @pytest.mark.parametrize("kind", ["raise", "exit"])
