@@ -216,17 +216,32 @@ def _check_box(p: str, v: Any, problems: list[Problem]) -> None:
         problems.append(Problem(p, f"must be null or [x, y, w, h], got {v!r}"))
 
 
+def _foreign_format_hint(data: dict) -> str | None:
+    """A one-line diagnosis when the file is COCO / CocoVID (one annotation per frame), not YouTube-VIS."""
+    anns = data.get("annotations")
+    first = anns[0] if isinstance(anns, list) and anns and isinstance(anns[0], dict) else {}
+    if "images" in data and "segmentation" in first and "segmentations" not in first:
+        what = "CocoVID (mmtracking)" if "instance_id" in first or "videos" in data else "COCO (images)"
+        return (f"this looks like a {what} file: one annotation per image/frame ('images', 'segmentation'), "
+                "while YouTube-VIS has one track per object with per-frame 'segmentations' lists; "
+                "group the per-frame annotations by instance into tracks first")
+    return None
+
+
 def validate(data: Any) -> list[Problem]:
     """Structural validation of a YouTube-VIS dict; returns every problem found (empty if valid)."""
     problems: list[Problem] = []
     if not isinstance(data, dict):
         return [Problem("$", f"top level must be an object, got {type(data).__name__}")]
+    hint = _foreign_format_hint(data)
+    if hint:
+        problems.append(Problem("$", hint, kind="format"))
     for key in ("videos", "categories"):
         if key not in data:
             problems.append(Problem("$", f"missing required key '{key}'"))
         elif not isinstance(data[key], list):
             problems.append(Problem(key, "must be a list"))
-    if problems:
+    if any(p.path == "$" and p.kind != "format" or p.path in ("videos", "categories") for p in problems):
         return problems
     videos, cats = data["videos"], data["categories"]
     video_index = _check_ids(videos, "videos", problems)
