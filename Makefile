@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: demo test lint bench clean-venv
 
-$(STAMP): requirements.txt pyproject.toml setup.py $(wildcard wsovvis/evaluation/csrc/*.c wsovvis/evaluation/csrc/*.h)
+$(STAMP): requirements.txt pyproject.toml setup.py $(wildcard wsovvis/*/csrc/*.c wsovvis/*/csrc/*.h)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade -q "pip>=23"
 	$(PY) -m pip install -q -r requirements.txt

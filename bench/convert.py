@@ -4,7 +4,8 @@
 Prints, for the DAVIS OSVOS sample (if ../shared/data/real is present) and a generated set of
 synthetic videos: the time to decode every mask PNG once (one process), the conversion time with
 one worker and with ``--workers 2``, the ratio convert/decode (target <= 1.5 with one worker) and
-the speed-up of two workers. Each timing is the best of ``--repeats`` runs, measured side by side.
+the speed-up of two workers. ``WSOVVIS_RLE_ENCODER=numpy`` measures the fallback encoder.
+Each timing is the best of ``--repeats`` runs, measured side by side.
 
     python bench/convert.py [--num_videos 200] [--num_frames 8] [--height 240] [--width 432]
 """
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wsovvis.data.convert import convert  # noqa: E402
 from wsovvis.data.masks import decode_ids  # noqa: E402
+from wsovvis.data.rle import ENCODER_ENV, has_compiled_encoder  # noqa: E402
 from wsovvis.data.synthetic import generate_dataset  # noqa: E402
 
 REAL = Path(os.environ.get("WSOVVIS_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
@@ -98,6 +100,8 @@ def main() -> int:
     args = p.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"cpus: {os.cpu_count()}, load average {load:.2f} (timings: best of {args.repeats}, interleaved)")
+    print("RLE encoder: " + ("compiled (wsovvis.data._rle_encode)" if has_compiled_encoder() else
+                             f"numpy (compiled one not built, or {ENCODER_ENV}=numpy)"))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         rows = []

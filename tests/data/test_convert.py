@@ -291,3 +291,14 @@ def test_image_size_header_reader(tmp_path):
     Image.fromarray(rgb).save(tmp_path / "a.bmp")  # neither: PIL fallback
     for f in ("a.jpg", "p.jpg", "a.png", "a.bmp"):
         assert conv.image_size(tmp_path / f) == (37, 53), f
+
+
+@pytest.mark.parametrize("method", ["Pseudo_OSVOS_davis2017", "Pseudo_RVOS_davis2017"])
+def test_compiled_and_numpy_encoders_write_the_same_bytes(real_data, tmp_path, monkeypatch, method):
+    if not rle.has_compiled_encoder():
+        pytest.skip("wsovvis.data._rle_encode is not built; only the numpy encoder exists here")
+    root = real_data / "davis2016val_sample"
+    conv.convert(root / method, root / "JPEGImages", tmp_path / "c.json", progress=False)
+    monkeypatch.setenv(rle.ENCODER_ENV, "numpy")
+    conv.convert(root / method, root / "JPEGImages", tmp_path / "n.json", progress=False)
+    assert (tmp_path / "c.json").read_bytes() == (tmp_path / "n.json").read_bytes()

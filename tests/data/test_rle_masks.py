@@ -180,3 +180,62 @@ def test_plain_png_fast_path_agrees_with_pil(tmp_path):
     assert masks._read_plain_png(tmp_path / "bad.png") is None
     with pytest.raises(WsovvisError, match=r"bad\.png: unreadable PNG"):
         masks.decode_ids(tmp_path / "bad.png")
+
+
+needs_encoder = pytest.mark.skipif(not rle.has_compiled_encoder(),
+                                   reason="wsovvis.data._rle_encode is not built (pip install -e . needs a C "
+                                          "compiler); the numpy encoder is used")
+
+
+@needs_encoder
+def test_compiled_encoder_equals_numpy_over_dtypes_strides_and_id_counts():
+    mod = rle._compiled_encoder()
+    rng = np.random.default_rng(7)
+    dtypes = [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.uint64, np.int64]
+    for trial in range(400):
+        h, w = (int(v) for v in rng.integers(1, 30, size=2))
+        n_ids = int(rng.choice([2, 5, 100])) if trial % 7 else 2**31 - 1  # huge ids: RGB-style maps
+        ids = rng.integers(0, n_ids, size=(h, w + 2))
+        ids = np.where(rng.random(ids.shape) < rng.random(), 0, ids)
+        if trial % 4 == 0:  # long vertical runs: rows equal to the row above
+            ids = np.repeat(ids[:1], h, axis=0)
+        dtype = dtypes[trial % len(dtypes)] if n_ids < 100 else (np.int64 if trial % 2 else np.uint32)
+        view = ids.astype(dtype)[:, 1:w + 1]  # padded rows, as the PNG reader's views have
+        if trial % 3 == 0:
+            view = view[::-1]  # negative row stride
+        expect = rle.encode_id_stack(np.ascontiguousarray(view)[None])[0]
+        assert mod.encode_frame(view) == expect, (trial, dtype)
+    # what the numpy path checks by hand also holds here: long counts, negative deltas, edges of the frame
+    stack = np.zeros((300, 400), np.uint8)
+    stack[-1, -1] = stack[0, 0] = 1
+    stack[:, 200:] = 7
+    stack[5, 207] = 0
+    got = mod.encode_frame(stack)
+    assert [g[0] for g in got] == [1, 7]
+    for tid, r, a, b in got:
+        m = stack == tid
+        assert r == rle.encode(m) and a == int(m.sum()) and b == rle.mask_bbox(m)
+    assert mod.encode_frame(np.zeros((0, 5), np.uint8)) == [] and mod.encode_frame(np.zeros((4, 4), np.uint8)) == []
+
+
+@needs_encoder
+def test_compiled_encoder_rejects_what_it_cannot_read():
+    mod = rle._compiled_encoder()
+    with pytest.raises(ValueError, match="2-D"):
+        mod.encode_frame(np.zeros((2, 2, 2), np.uint8))
+    with pytest.raises(ValueError, match="native integers"):
+        mod.encode_frame(np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError, match="adjacent"):
+        mod.encode_frame(np.zeros((4, 4), np.uint8)[:, ::2])
+    # the Python wrapper copies what the kernel cannot read instead of failing
+    ids = np.array([[0, 1], [2, 2]], np.uint8)
+    odd = [np.asfortranarray(ids), ids.astype(">u2"), ids.astype(bool), np.zeros((3, 6), np.uint8)[:, ::2]]
+    assert rle.encode_id_maps(odd) == [rle.encode_id_stack(np.ascontiguousarray(m, dtype=np.int64)[None])[0]
+                                       for m in odd]
+
+
+def test_numpy_encoder_is_forced_by_the_environment(monkeypatch):
+    monkeypatch.setenv(rle.ENCODER_ENV, "numpy")
+    assert not rle.has_compiled_encoder()
+    ids = np.array([[0, 3], [3, 1]], np.uint8)
+    assert rle.encode_id_maps([ids, ids * 0]) == [rle.encode_id_stack(ids[None])[0], []]

@@ -6,13 +6,20 @@ every writer in wsovvis produces ``{"size": [H, W], "counts": str}``.
 
 from __future__ import annotations
 
+import importlib
+import os
 import warnings
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 RLE = dict[str, Any]
+
+ENCODE_ABI = 1  # must equal ENCODE_ABI in csrc/rle_encode.c: a stale build is not used
+ENCODER_ENV = "WSOVVIS_RLE_ENCODER"  # "numpy" forces the fallback (tests compare the two)
+_encoder: dict[str, ModuleType | None] = {}
 
 
 def encode(mask: np.ndarray) -> RLE:
@@ -187,6 +194,46 @@ def encode_id_stack(stack: np.ndarray) -> list[list[tuple[int, RLE, int, list[fl
     for text, f, v, a, b in zip(strings, frame[first].tolist(), vals[first].tolist(), areas.tolist(), boxes):
         result[f].append((v, {"size": [h, w], "counts": text}, a, b))
     return result
+
+
+def _compiled_encoder() -> ModuleType | None:
+    """``wsovvis.data._rle_encode`` when built and current, else None (the numpy encoder gives the same output)."""
+    if os.environ.get(ENCODER_ENV) == "numpy":
+        return None
+    if "mod" not in _encoder:
+        try:
+            mod = importlib.import_module("wsovvis.data._rle_encode")
+        except ImportError:
+            mod = None
+        _encoder["mod"] = mod if getattr(mod, "ABI", None) == ENCODE_ABI else None
+    return _encoder["mod"]
+
+
+def has_compiled_encoder() -> bool:
+    return _compiled_encoder() is not None
+
+
+_NATIVE_INTS = {np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.uint64,
+                                      np.int64)}
+
+
+def encode_id_maps(maps: list[np.ndarray]) -> list[list[tuple[int, RLE, int, list[float]]]]:
+    """Id maps of one size, each ``[H, W]`` -> per map ``[(track_id, RLE, area, [x, y, w, h]), ...]``.
+
+    Same output as `encode_id_stack`. The compiled encoder reads each map in place (one pass in
+    column-major order, padded rows welcome); without it the maps are stacked and encoded with numpy.
+    """
+    mod = _compiled_encoder()
+    if mod is None:
+        return encode_id_stack(maps[0][None] if len(maps) == 1 else np.stack(maps)) if maps else []
+    out = []
+    for m in maps:
+        if m.dtype not in _NATIVE_INTS:
+            m = m.astype(np.int64)
+        elif m.ndim == 2 and m.shape[1] > 1 and m.strides[1] != m.itemsize:
+            m = np.ascontiguousarray(m)
+        out.append(mod.encode_frame(m))
+    return out
 
 
 def encode_ids(ids: np.ndarray, track_ids: list[int] | np.ndarray) -> list[RLE]:
