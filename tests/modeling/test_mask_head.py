@@ -86,3 +86,16 @@ def test_sine_position_encoding_hand_values():
     pos = pe(mask)
     x = (2 - 0.5) / (2 + 1e-6) * 2 * math.pi
     assert abs(float(pos[0, 2, 0, 1]) - math.sin(x)) < 1e-6
+
+
+def test_sine_position_encoding_in_half_precision_stays_finite():
+    # A batch's smaller clip leaves whole rows/columns padded: their -0.5 / eps angle overflows fp16.
+    pe = PositionEmbeddingSine(num_pos_feats=8)
+    mask = torch.zeros(2, 6, 7, dtype=torch.bool)
+    mask[1, 4:] = True
+    mask[1, :, 5:] = True
+    ref = pe(mask)
+    for dtype in (torch.float16, torch.bfloat16):
+        pos = pe(mask, dtype=dtype)
+        assert pos.dtype == dtype and torch.isfinite(pos).all()
+        torch.testing.assert_close(pos.float(), ref, atol=1e-2, rtol=0)

@@ -88,7 +88,7 @@ class SolverConfig:
     warmup_factor: float = 1.0
     warmup_method: Literal["linear", "constant"] = "linear"
     clip_max_norm: float = 0.01  # full-model L2 norm; 0 disables clipping
-    amp: Literal["none", "bf16", "fp16"] = "none"  # GPU only
+    amp: Literal["none", "bf16", "fp16"] = "none"  # autocast dtype; fp16 adds loss scaling (meant for GPUs)
     checkpoint_period: int = 1000
     keep_last: int = 3
 

@@ -84,10 +84,10 @@ def weights_fingerprint(model: nn.Module) -> str:
 
 
 def _autocast(cfg, device: torch.device):
-    if device.type != "cuda" or cfg.solver.amp == "none":
+    if cfg.solver.amp == "none":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if cfg.solver.amp == "bf16" else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _weighted_loss(loss_dict: dict, weights: dict) -> torch.Tensor:
@@ -112,10 +112,11 @@ class Trainer:
             self.postprocessor.to(self.device)
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_lr_scheduler(cfg, self.optimizer)
-        fp16 = self.device.type == "cuda" and cfg.solver.amp == "fp16"
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.solver.amp == "fp16")
         if cfg.solver.amp != "none" and self.device.type != "cuda":
-            log.warning("solver.amp=%s ignored: AMP is used on GPU only", cfg.solver.amp)
+            # honoured so that CPU runs check the same code path (autocast, loss scaling) as GPU runs
+            log.warning("solver.amp=%s on %s: mixed precision is meant for GPUs and is usually slower here",
+                        cfg.solver.amp, self.device.type)
         self.checkpointer = Checkpointer(ctx.run_dir / "checkpoints", cfg.solver.keep_last)
         self.iteration = 0
         self.weights_loaded = False
