@@ -173,3 +173,17 @@ def test_local_weights_get_the_tag_preprocessing(setup, monkeypatch):
     assert emb.fill_rgb == (128, 128, 128) and emb.fingerprint()["preprocess"] == siglike
     norm = [t for t in emb._preprocess.transforms if type(t).__name__ == "Normalize"][0]
     assert tuple(norm.mean) == (0.5, 0.5, 0.5) and tuple(norm.std) == (0.5, 0.5, 0.5)
+
+
+def test_fp16_autocast_path_agrees_with_fp32():
+    """The autocast branch GPU runs take by default, run on CPU: float32 outputs close to the fp32 ones."""
+    full = OpenClipEmbedder(ARCH, random_init=True, amp=False)
+    half = OpenClipEmbedder(ARCH, random_init=True, amp=True)
+    images = torch.rand(2, 3, 224, 224)
+    a, b = full.encode_images(images), half.encode_images(images)
+    assert b.dtype == torch.float32 and b.shape == a.shape == (2, DIM) and torch.isfinite(b).all()
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
+    assert (cos > 0.99).all(), cos
+    assert not torch.equal(a, b)  # the half-precision branch really ran
+    ta, tb = full.encode_texts(["a cat", "a red car"]), half.encode_texts(["a cat", "a red car"])
+    assert tb.dtype == torch.float32 and (torch.nn.functional.cosine_similarity(ta, tb, dim=1) > 0.99).all()

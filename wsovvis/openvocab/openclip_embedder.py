@@ -142,7 +142,7 @@ class OpenClipEmbedder(Embedder):
         device: torch device string.
         tokenizer_dir: local HuggingFace tokenizer directory, for models whose tokenizer is not bundled.
         random_init: build with seeded random weights instead of ``weights`` (tests, benchmarks).
-        amp: fp16 autocast for the encoders (default: on for CUDA).
+        amp: fp16 autocast for the encoders (default: on for CUDA; True also applies on CPU).
         pretrained_tag: the published weights ``weights`` holds (sets preprocessing, see `tag_settings`).
         known_fingerprint: the weights fingerprint recorded by an earlier run (saves re-hashing).
     """
@@ -217,8 +217,9 @@ class OpenClipEmbedder(Embedder):
         return self._preprocess(image)
 
     def _autocast(self):
-        if self.amp and self.device.startswith("cuda"):
-            return torch.autocast("cuda", dtype=torch.float16)
+        # on by default only on CUDA; an explicit amp=True is honoured on CPU too (same path, checkable here)
+        if self.amp:
+            return torch.autocast(self.device.split(":")[0], dtype=torch.float16)
         return contextlib.nullcontext()
 
     @torch.inference_mode()
