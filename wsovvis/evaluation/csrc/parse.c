@@ -27,34 +27,51 @@ static inline int next_value(const unsigned char *s, Py_ssize_t n, Py_ssize_t *p
     return 0;
 }
 
+/* Delta state of one string: values come in (background, foreground) pairs; from the 4th value on, a value
+ * is a delta against the value two places back, i.e. the previous value of the same kind. */
+typedef struct {
+    int64_t bg, fg;
+    int delta_bg, delta_fg; /* values 0, 1, 2 are raw; later ones are deltas */
+} Pairs;
+
+/* The next (background, foreground) pair: *pos advances past the background run; *fg is the foreground run
+ * (0 when the string ends after the background). 1 if a value is malformed, negative or runs past the frame
+ * (pycocotools would wrap it to uint32 and walk garbage). The caller advances *pos past the foreground. */
+static inline int next_pair(const unsigned char *s, Py_ssize_t n, Py_ssize_t *p, Pairs *d, int64_t pixels,
+                            int64_t *pos, int64_t *fg) {
+    int64_t x;
+    if (next_value(s, n, p, &x)) return 1;
+    x += d->delta_bg ? d->bg : 0;
+    if ((uint64_t)x > (uint64_t)(pixels - *pos)) return 1;
+    d->bg = x;
+    d->delta_bg = d->delta_fg;
+    *pos += x;
+    *fg = 0;
+    if (*p >= n) return 0;
+    if (next_value(s, n, p, &x)) return 1;
+    x += d->delta_fg ? d->fg : 0;
+    if ((uint64_t)x > (uint64_t)(pixels - *pos)) return 1;
+    d->fg = x;
+    d->delta_fg = 1;
+    *fg = x;
+    return 0;
+}
+
 /* Parse one string; append its merged foreground intervals to `runs`. Returns 0 if valid, 1 if not (then
- * nothing is appended), -1 on a Python error. Values come in (background, foreground) pairs. */
+ * nothing is appended), -1 on a Python error. */
 int parse_counts(const unsigned char *s, Py_ssize_t n, int64_t h, int64_t pixels, Buf *runs, int64_t *area,
                  Box *box) {
     /* every value takes at least one char, and every other value is a foreground run */
     if (buf_grow(runs, (size_t)(n / 2 + 1) * sizeof(Interval))) return -1;
     Interval *const first = (Interval *)(runs->data + runs->len);
     Interval *iv = first;
-    int64_t bg = 0, fg = 0;           /* the previous pair: bases of the deltas (from the 4th value on) */
+    Pairs d = {0, 0, 0, 0};
     int64_t pos = 0, col = 0, a = 0;  /* col: first pixel of pos's column, kept without a division per run */
     int64_t ylo = h, yhi = -1;
-    int delta_bg = 0, delta_fg = 0;   /* values 0, 1, 2 are raw; later ones are deltas */
     Py_ssize_t p = 0;
     while (p < n) {
         int64_t x;
-        if (next_value(s, n, &p, &x)) return 1;
-        x += delta_bg ? bg : 0;
-        /* negative, or past the frame: pycocotools would wrap it to uint32 and walk garbage */
-        if ((uint64_t)x > (uint64_t)(pixels - pos)) return 1;
-        bg = x;
-        delta_bg = delta_fg;
-        pos += x;
-        if (p >= n) break;
-        if (next_value(s, n, &p, &x)) return 1;
-        x += delta_fg ? fg : 0;
-        if ((uint64_t)x > (uint64_t)(pixels - pos)) return 1;
-        fg = x;
-        delta_fg = 1;
+        if (next_pair(s, n, &p, &d, pixels, &pos, &x)) return 1;
         if (x == 0) continue;
         if (pos - col >= h) col = pos - col < 2 * h ? col + h : pos - pos % h;
         if (iv > first && iv[-1].end == (uint64_t)pos) { /* 0-length background run between two: merge */
@@ -86,23 +103,12 @@ int parse_counts(const unsigned char *s, Py_ssize_t n, int64_t h, int64_t pixels
 
 /* parse_counts without the intervals and the box: validity and area only (frames that never meet a GT). */
 int parse_area(const unsigned char *s, Py_ssize_t n, int64_t pixels, int64_t *area) {
-    int64_t bg = 0, fg = 0, pos = 0, a = 0;
-    int delta_bg = 0, delta_fg = 0;
+    Pairs d = {0, 0, 0, 0};
+    int64_t pos = 0, a = 0;
     Py_ssize_t p = 0;
     while (p < n) {
         int64_t x;
-        if (next_value(s, n, &p, &x)) return 1;
-        x += delta_bg ? bg : 0;
-        if ((uint64_t)x > (uint64_t)(pixels - pos)) return 1;
-        bg = x;
-        delta_bg = delta_fg;
-        pos += x;
-        if (p >= n) break;
-        if (next_value(s, n, &p, &x)) return 1;
-        x += delta_fg ? fg : 0;
-        if ((uint64_t)x > (uint64_t)(pixels - pos)) return 1;
-        fg = x;
-        delta_fg = 1;
+        if (next_pair(s, n, &p, &d, pixels, &pos, &x)) return 1;
         a += x;
         pos += x;
     }
