@@ -97,6 +97,21 @@ def _track(rng, h, w, frames, base=None, jitter=0.0):
     return segs, areas, base
 
 
+def _add_gt_video(gt: dict, rng, vid: int, frames: int, h: int, w: int, num_cats: int, gt_per_video: int) -> list:
+    """Append video ``vid`` and its ``gt_per_video`` random GT tracks to ``gt``; returns ``[(base, category)]``."""
+    gt["videos"].append({"id": vid, "height": h, "width": w, "length": frames,
+                         "file_names": [f"v{vid}/{t:05d}.jpg" for t in range(frames)]})
+    bases = []
+    for _ in range(gt_per_video):
+        segs, areas, base = _track(rng, h, w, frames)
+        cat = int(rng.integers(1, num_cats + 1))
+        bases.append((base, cat))
+        gt["annotations"].append({"id": len(gt["annotations"]) + 1, "video_id": vid, "category_id": cat,
+                                  "iscrowd": int(rng.random() < 0.02), "segmentations": segs, "areas": areas,
+                                  "bboxes": [None] * frames})
+    return bases
+
+
 def make_case(videos: int, frames: int, h: int, w: int, num_cats: int, gt_per_video: int, dt_per_video: int,
               seed: int = 0, partitions: bool = False) -> tuple[dict, list]:
     rng = np.random.default_rng(seed)
@@ -108,16 +123,7 @@ def make_case(videos: int, frames: int, h: int, w: int, num_cats: int, gt_per_vi
     results = []
     for v in range(videos):
         vid = v + 1
-        gt["videos"].append({"id": vid, "height": h, "width": w, "length": frames,
-                             "file_names": [f"v{vid}/{t:05d}.jpg" for t in range(frames)]})
-        bases = []
-        for _ in range(gt_per_video):
-            segs, areas, base = _track(rng, h, w, frames)
-            cat = int(rng.integers(1, num_cats + 1))
-            bases.append((base, cat))
-            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "video_id": vid, "category_id": cat,
-                                      "iscrowd": int(rng.random() < 0.02), "segmentations": segs, "areas": areas,
-                                      "bboxes": [None] * frames})
+        bases = _add_gt_video(gt, rng, vid, frames, h, w, num_cats, gt_per_video)
         n_dt = 0
         while n_dt < dt_per_video:
             if bases and rng.random() < 0.7:
@@ -144,16 +150,7 @@ def make_model_case(videos: int, frames: int, h: int, w: int, num_cats: int, gt_
     results = []
     for v in range(videos):
         vid = v + 1
-        gt["videos"].append({"id": vid, "height": h, "width": w, "length": frames,
-                             "file_names": [f"v{vid}/{t:05d}.jpg" for t in range(frames)]})
-        bases = []
-        for _ in range(gt_per_video):
-            segs, areas, base = _track(rng, h, w, frames)
-            cat = int(rng.integers(1, num_cats + 1))
-            bases.append((base, cat))
-            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "video_id": vid, "category_id": cat,
-                                      "iscrowd": int(rng.random() < 0.02), "segmentations": segs, "areas": areas,
-                                      "bboxes": [None] * frames})
+        bases = _add_gt_video(gt, rng, vid, frames, h, w, num_cats, gt_per_video)
         video_cats = sorted({c for _, c in bases})
         for _ in range(queries):
             if bases and rng.random() < 0.7:
