@@ -24,14 +24,21 @@ typedef struct {
     size_t len, cap;
 } Runs;
 
+/* `data` (PyMem_Raw, `*cap` items of `item` bytes) grown by doubling to hold at least `need` items; the new
+ * pointer, or NULL with `data` and `*cap` untouched. Raises nothing, so it is safe without the GIL. */
+static void *grow(void *data, size_t *cap, size_t need, size_t item, size_t first_cap) {
+    if (need <= *cap) return data;
+    size_t c = *cap ? *cap : first_cap;
+    while (c < need) c *= 2;
+    void *d = PyMem_RawRealloc(data, c * item);
+    if (d) *cap = c;
+    return d;
+}
+
 static int runs_push(Runs *r, int64_t val, int64_t start, int64_t end) {
-    if (r->len == r->cap) {
-        size_t cap = r->cap ? 2 * r->cap : 1024;
-        Run *d = PyMem_RawRealloc(r->data, cap * sizeof(Run));
-        if (!d) return -1;
-        r->data = d;
-        r->cap = cap;
-    }
+    Run *d = grow(r->data, &r->cap, r->len + 1, sizeof(Run), 1024);
+    if (!d) return -1;
+    r->data = d;
     r->data[r->len++] = (Run){val, start, end};
     return 0;
 }
@@ -48,13 +55,9 @@ typedef struct {
 } I64s;
 
 static int i64_push(I64s *v, int64_t x) {
-    if (v->len == v->cap) {
-        size_t cap = v->cap ? 2 * v->cap : 4096;
-        int64_t *d = PyMem_RawRealloc(v->data, cap * sizeof(int64_t));
-        if (!d) return -1;
-        v->data = d;
-        v->cap = cap;
-    }
+    int64_t *d = grow(v->data, &v->cap, v->len + 1, sizeof(int64_t), 4096);
+    if (!d) return -1;
+    v->data = d;
     v->data[v->len++] = x;
     return 0;
 }
@@ -126,13 +129,9 @@ DEFINE_COLLECT(collect_i64, int64_t)
 
 /* One value in COCO's string form (the caller has already taken the delta against the count two back). */
 static int put_count(char **out, size_t *len, size_t *cap, int64_t x) {
-    if (*len + 16 > *cap) {
-        size_t cap2 = 2 * *cap + 64;
-        char *d = PyMem_RawRealloc(*out, cap2);
-        if (!d) return -1;
-        *out = d;
-        *cap = cap2;
-    }
+    char *d = grow(*out, cap, *len + 16, 1, 64); /* a value takes at most 13 chars */
+    if (!d) return -1;
+    *out = d;
     int more = 1;
     while (more) {
         int64_t c = x & 0x1f;
