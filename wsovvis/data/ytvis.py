@@ -161,7 +161,7 @@ def _check_annotation(
                 Problem(f"{p}.segmentations", f"has {len(segs)} entries but video {vid} has {length} frames",
                         kind="length_mismatch")
             )
-        if not _segmentations_plainly_valid(segs, hw):
+        if not segmentations_plainly_valid(segs, hw):
             for t, seg in enumerate(segs):
                 _check_segmentation(f"{p}.segmentations[{t}]", seg, hw, problems)
     for key, check, plainly_valid in (("areas", _check_area, _areas_plainly_valid),
@@ -187,7 +187,9 @@ def _check_annotation(
 # Fast acceptance of the common case (compressed RLE of the video's size, plain numbers): one
 # expression per track instead of a function call per frame, which dominated loading large GT
 # files. Anything these reject goes through the per-frame checks, which name the exact problem.
-def _segmentations_plainly_valid(segs: list, hw: tuple[int, int] | None) -> bool:
+def segmentations_plainly_valid(segs: list, hw: tuple[int, int] | None) -> bool:
+    """True if every frame is null or a ``dict`` with ``str`` counts and ``size == [h, w]``; False means
+    "look closer" (a per-frame check decides), never "invalid"."""
     if hw is None:
         return False
     size = list(hw)

@@ -231,14 +231,10 @@ def check_results(
         if frames_ok is not None and frames_ok(segs, height, width):
             by_video[vid].append(i)
             continue
-        hw = [height, width]
-        try:
-            ok = all(s is None or (s["size"] == hw and type(s["counts"]) is str) for s in segs)
-        except (TypeError, KeyError, IndexError):
-            ok = False
-        if ok:
+        if ytvis.segmentations_plainly_valid(segs, (height, width)):
             by_video[vid].append(i)
             continue
+        hw = [height, width]
         for t, s in enumerate(segs):
             if s is None:
                 continue
