@@ -156,6 +156,13 @@ class TrainConfig:
         return self.num_gpus * self.num_machines
 
 
+def check_eval_only(cfg: TrainConfig) -> None:
+    """``eval_only`` needs weights to evaluate: a run to resume or ``model.weights``."""
+    if cfg.eval_only and not cfg.resume and not cfg.model.weights:
+        raise WsovvisError("config: eval_only=True needs resume=True (a run directory with checkpoints) "
+                           "or model.weights=PATH")
+
+
 def model_config_class():
     """The modeling package's `ModelConfig` dataclass."""
     from wsovvis.modeling.config import ModelConfig

@@ -40,7 +40,7 @@ from wsovvis.engine.compose import (
     parse_updates,
     split_argv,
 )
-from wsovvis.engine.config import build_train_config, train_config_dict
+from wsovvis.engine.config import build_train_config, check_eval_only, train_config_dict
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.logging import get_logger, setup_logging
 
@@ -264,9 +264,7 @@ def _sacred_main(config: dict, sacred_run: Any, state: dict) -> dict:
 def check_input_paths(cfg) -> None:
     """Fail before a run directory exists when an input file or folder is missing."""
     d = cfg.data
-    if cfg.eval_only and not cfg.resume and not cfg.model.weights:
-        raise WsovvisError("config: eval_only=True needs resume=True (a run directory with checkpoints) "
-                           "or model.weights=PATH")
+    check_eval_only(cfg)
     need = []
     if not cfg.eval_only:
         need += [("data.train_json", d.train_json, "file"), ("data.train_img_root", d.train_img_root, "dir")]

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from wsovvis.data.collate import to_device
 from wsovvis.engine import distributed as du
 from wsovvis.engine.checkpoint import Checkpointer, load_file, rng_state, set_rng_state
+from wsovvis.engine.config import check_eval_only
 from wsovvis.engine.data import build_train_dataset, build_train_loader, build_val_dataset
 from wsovvis.engine.evaluation import check_eval_setup, evaluate_results, run_inference
 from wsovvis.engine.metrics import MetricsWriter
@@ -276,9 +277,7 @@ class Trainer:
 def run(cfg, ctx: Context) -> dict:
     """Train (or only evaluate) on this rank; returns the final metrics (rank 0) or {}."""
     rank = du.get_rank()
-    if cfg.eval_only and not cfg.resume and not cfg.model.weights:
-        raise WsovvisError("config: eval_only=True needs resume=True (a run directory with checkpoints) "
-                           "or model.weights=PATH")
+    check_eval_only(cfg)  # again here for callers that skip the launcher's start-up checks
     seed_everything(cfg.seed, rank)
     wants_eval = cfg.eval_only or cfg.eval.at_end or cfg.eval.period > 0
     val = build_val_dataset(cfg) if wants_eval else None
