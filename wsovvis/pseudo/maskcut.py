@@ -100,8 +100,7 @@ class MaskCutEngine:
         dets = []
         grad = gradient_magnitude(video.frames[t]) if self.edge_ref > 0 else None
         for pm in cut_frame(feats.patch[t], self.cut, sal):
-            m = refine_mask(video.frames[t], pm.mask, self.refine, prior if self.prior_weight > 0 else None,
-                            self.prior_weight)
+            m = refine_mask(video.frames[t], pm.mask, self.refine, prior, self.prior_weight)
             if m is None or not m.any():
                 continue
             score = detection_score(pm, self.cut.fg_rule)

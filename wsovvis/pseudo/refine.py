@@ -82,7 +82,7 @@ def refine_mask(image: np.ndarray, patch_mask: np.ndarray, mode: str = "guided",
     if mode == "none":
         return cv2.resize(patch_mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
     soft = cv2.resize(patch_mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    if prior is not None:
+    if prior is not None and prior_weight > 0:  # weight 0 would scale by exactly 1
         soft = soft * (1.0 - prior_weight + prior_weight * np.clip(prior, 0.0, 1.0))
     if mode == "crf":
         global _crf_note_logged
