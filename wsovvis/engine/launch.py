@@ -24,7 +24,6 @@ import multiprocessing as mp
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,9 +44,6 @@ from wsovvis.errors import WsovvisError
 from wsovvis.utils.logging import get_logger, setup_logging
 
 log = get_logger(__name__)
-
-# sacred 0.8.7 imports pkg_resources (hence the setuptools<82 pin); its deprecation warning is noise.
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 EXPERIMENT_NAME = "wsovvis_seqformer"
 PROG = "train_seqformer_pseudo.py"
