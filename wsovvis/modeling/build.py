@@ -12,6 +12,7 @@ from wsovvis.modeling.backbone import build_backbone
 from wsovvis.modeling.backbone.registry import _BACKBONES, list_backbones
 from wsovvis.modeling.config import BackboneConfig, ModelConfig, to_model_config
 from wsovvis.modeling.ops import IMPLS
+from wsovvis.modeling.registry import get_model_builder, register_model
 from wsovvis.modeling.seqformer.checkpoint import load_checkpoint
 from wsovvis.modeling.seqformer.criterion import SetCriterion, build_weight_dict
 from wsovvis.modeling.seqformer.matcher import HungarianMatcher
@@ -44,11 +45,16 @@ def build_backbone_from_config(cfg: BackboneConfig) -> nn.Module:
     return build_backbone(cfg.name, **kwargs)
 
 
-def build_model(cfg: Any) -> tuple[SeqFormer, SetCriterion, SeqFormerPostProcessor]:
-    """Build model, criterion and postprocessor from ``cfg.model`` (see `wsovvis.modeling.config`)."""
+def build_model(cfg: Any) -> tuple[nn.Module, nn.Module, Any]:
+    """Build model, criterion and postprocessor from ``cfg.model`` (see `wsovvis.modeling.config`):
+    the builder registered under ``cfg.model.name`` (`wsovvis.modeling.registry`)."""
     mc: ModelConfig = to_model_config(cfg)
-    if mc.name != "seqformer":
-        raise WsovvisError(f"model.name: unknown model {mc.name!r} (only 'seqformer')")
+    return get_model_builder(mc.name)(mc)
+
+
+@register_model("seqformer")
+def build_seqformer(mc: ModelConfig) -> tuple[SeqFormer, SetCriterion, SeqFormerPostProcessor]:
+    """SeqFormer, its set criterion and its clip-stitching postprocessor."""
     if mc.msda_impl not in IMPLS:
         raise WsovvisError(f"model.msda_impl: {mc.msda_impl!r} is not one of {', '.join(IMPLS)}")
     if mc.num_classes < 1:
