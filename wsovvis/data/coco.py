@@ -1,0 +1,357 @@
+"""COCO instance JSON: loading/validation, mask <-> polygon/RLE, and YouTube-VIS <-> COCO.
+
+A COCO instances file is one dict::
+
+    images:      [{id, file_name, height, width, (video_id, frame_index)}]
+    categories:  [{id, name, (supercategory)}]
+    annotations: [{id, image_id, category_id, iscrowd, bbox: [x, y, w, h], area,
+                   segmentation: polygons [[x0, y0, x1, y1, ...], ...] | RLE, (track_id, score)}]
+
+`ytvis_to_coco` writes one image per (kept) frame and one annotation per present (track, frame).
+It also keeps two extra top-level lists that COCO readers ignore, ``videos`` (the YouTube-VIS
+video entries) and ``tracks`` (each track's own keys, without the per-frame lists), so that
+`coco_to_ytvis` rebuilds the YouTube-VIS dict exactly. A COCO file without them (COCO, LVIS,
+an auto-labelled folder) becomes one-frame videos, one track per annotation.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from wsovvis.data import rle as rle_utils
+from wsovvis.data.ytvis import Problem, _check_ids, _is_int, _is_num, video_length
+from wsovvis.errors import WsovvisError
+from wsovvis.utils.io import read_json
+
+MAX_LISTED_PROBLEMS = 20
+PER_FRAME_KEYS = ("segmentations", "bboxes", "areas")
+
+
+# ---------------------------------------------------------------- masks, polygons, RLE
+
+
+def mask_to_polygons(mask: np.ndarray) -> list[list[float]]:
+    """Binary mask ``[H, W]`` -> COCO polygons ``[[x0, y0, x1, y1, ...], ...]``, one per outer part.
+
+    Every 8-connected part becomes one polygon that runs along pixel edges, so rasterising it back
+    (pycocotools) gives that part exactly. Holes cannot be expressed in COCO polygons and are
+    filled; use RLE to keep them. The mask is traced at twice the resolution: there every pixel is
+    a 2x2 block, no part is thinner than two pixels, and block coordinate ``u`` maps to the pixel
+    edge ``ceil(u / 2)`` (diagonal steps at inner corners collapse onto the shared corner).
+    """
+    import cv2
+
+    m = np.asarray(mask).astype(bool)
+    if m.ndim != 2:
+        raise WsovvisError(f"mask_to_polygons: mask must be 2-D [H, W], got shape {list(m.shape)}")
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size == 0:
+        return []
+    y0, x0 = int(rows[0]), int(cols[0])  # trace only the box around the mask (frames are much larger)
+    crop = m[y0:rows[-1] + 1, x0:cols[-1] + 1].astype(np.uint8)
+    up = np.repeat(np.repeat(crop, 2, axis=0), 2, axis=1)
+    contours, _ = cv2.findContours(up, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polys = []
+    for c in contours:
+        pts = (c.reshape(-1, 2).astype(np.int64) + 1) // 2 + (x0, y0)
+        keep = np.ones(len(pts), dtype=bool)  # drop repeats (the collapsed diagonal steps)
+        keep[1:] = np.any(pts[1:] != pts[:-1], axis=1)
+        if len(pts) > 1 and np.array_equal(pts[0], pts[-1]):
+            keep[-1] = False
+        pts = pts[keep]
+        if len(pts) < 3:  # cannot happen for a 2x2-block trace; kept as a guard
+            continue
+        polys.append([float(v) for v in pts.reshape(-1)])
+    return polys
+
+
+def _polygons_valid(seg: Any) -> bool:
+    return isinstance(seg, list) and all(
+        isinstance(p, list) and len(p) % 2 == 0 and all(_is_num(c) for c in p) for p in seg)
+
+
+def segmentation_to_rle(seg: Any, height: int, width: int, *, where: str = "segmentation") -> dict:
+    """Polygons, uncompressed RLE or compressed RLE -> compressed RLE ``{"size": [H, W], "counts": str}``.
+
+    Polygons with fewer than 3 points enclose nothing and are dropped (pycocotools would read a
+    4-number polygon as a box). ``where`` names the item in error messages (file and JSON path).
+    """
+    if isinstance(seg, list):
+        if not _polygons_valid(seg):
+            raise WsovvisError(f"{where}: polygons must be flat [x0, y0, x1, y1, ...] lists of numbers")
+        polys = [[float(c) for c in p] for p in seg if len(p) >= 6]
+        if not polys:
+            return rle_utils.encode(np.zeros((height, width), dtype=bool))
+        rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+        rle["counts"] = rle["counts"].decode("ascii")
+        return rle
+    if not (isinstance(seg, dict) and "counts" in seg and "size" in seg):
+        raise WsovvisError(f"{where}: must be a polygon list or an RLE {{'size': [H, W], 'counts': ...}}, "
+                           f"got {type(seg).__name__}")
+    size = seg["size"]
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) for v in size)):
+        raise WsovvisError(f"{where}: RLE size must be [height, width], got {size!r}")
+    if [size[0], size[1]] != [height, width]:
+        raise WsovvisError(f"{where}: RLE size {list(size)} != image size [height, width] {[height, width]}")
+    counts = seg["counts"]
+    if isinstance(counts, list):
+        if not all(_is_int(c) and c >= 0 for c in counts) or sum(counts) != height * width:
+            raise WsovvisError(f"{where}: uncompressed RLE counts must be non-negative integers summing to "
+                               f"height*width = {height * width}")
+        rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+        rle["counts"] = rle["counts"].decode("ascii")
+        return rle
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    if not isinstance(counts, str):
+        raise WsovvisError(f"{where}: RLE counts must be a string or a list of integers, got {type(counts).__name__}")
+    return {"size": [height, width], "counts": counts}
+
+
+# ---------------------------------------------------------------- validation and loading
+
+
+def _check_image(i: int, im: dict, problems: list[Problem]) -> None:
+    p = f"images[{i}]"
+    for key in ("height", "width"):
+        if key not in im:
+            problems.append(Problem(p, f"missing required key '{key}'"))
+        elif not _is_int(im[key]) or im[key] <= 0:
+            problems.append(Problem(f"{p}.{key}", f"must be a positive integer, got {im[key]!r}"))
+    if not isinstance(im.get("file_name"), str):
+        problems.append(Problem(p, "missing required string 'file_name'"))
+
+
+def _check_annotation(i: int, a: dict, images: list, image_index: dict, cat_index: dict,
+                      problems: list[Problem]) -> None:
+    p = f"annotations[{i}]"
+    image = None
+    if "image_id" not in a:
+        problems.append(Problem(p, "missing required key 'image_id'"))
+    elif a["image_id"] not in image_index:
+        problems.append(Problem(f"{p}.image_id", f"unknown image id {a['image_id']!r}", kind="unknown_id"))
+    else:
+        image = images[image_index[a["image_id"]]]
+    if "category_id" not in a:
+        problems.append(Problem(p, "missing required key 'category_id'"))
+    elif a["category_id"] not in cat_index:
+        problems.append(Problem(f"{p}.category_id", f"unknown category id {a['category_id']!r}", kind="unknown_id"))
+    if "iscrowd" in a and a["iscrowd"] not in (0, 1):
+        problems.append(Problem(f"{p}.iscrowd", f"must be 0 or 1, got {a['iscrowd']!r}"))
+    box = a.get("bbox")
+    if box is not None and not (isinstance(box, list) and len(box) == 4 and all(_is_num(c) for c in box)
+                                and box[2] >= 0 and box[3] >= 0):
+        problems.append(Problem(f"{p}.bbox", f"must be [x, y, w, h] with w, h >= 0, got {box!r}"))
+    if "area" in a and (not _is_num(a["area"]) or a["area"] < 0):
+        problems.append(Problem(f"{p}.area", f"must be a non-negative number, got {a['area']!r}"))
+    if "score" in a and not _is_num(a["score"]):
+        problems.append(Problem(f"{p}.score", f"must be a number, got {a['score']!r}"))
+    seg = a.get("segmentation")
+    if seg is None or seg == []:
+        return  # box-only annotations are valid COCO
+    if isinstance(seg, list):
+        if not _polygons_valid(seg):
+            problems.append(Problem(f"{p}.segmentation",
+                                    "polygons must be flat [x0, y0, x1, y1, ...] lists of numbers"))
+        return
+    if not rle_utils.is_rle(seg) and not (isinstance(seg, dict) and isinstance(seg.get("counts"), bytes)):
+        problems.append(Problem(f"{p}.segmentation",
+                                "must be a polygon list or an RLE {'size': [H, W], 'counts': ...}"))
+        return
+    if image is not None and _is_int(image.get("height")) and _is_int(image.get("width")):
+        hw = [image["height"], image["width"]]
+        if list(seg["size"]) != hw:
+            problems.append(Problem(f"{p}.segmentation", f"RLE size {list(seg['size'])} != image size "
+                                    f"[height, width] {hw}", kind="size_mismatch"))
+
+
+def validate_coco(data: Any) -> list[Problem]:
+    """Structural validation of a COCO instances dict; returns every problem found (empty if valid)."""
+    if not isinstance(data, dict):
+        return [Problem("$", f"top level must be an object, got {type(data).__name__}")]
+    problems: list[Problem] = []
+    if "videos" in data and "images" not in data:
+        problems.append(Problem("$", "this looks like a YouTube-VIS file ('videos', no 'images'); "
+                                "convert it with `wsovvis export coco`", kind="format"))
+    for key in ("images", "categories"):
+        if key not in data:
+            problems.append(Problem("$", f"missing required key '{key}'"))
+        elif not isinstance(data[key], list):
+            problems.append(Problem(key, "must be a list"))
+    if problems:
+        return problems
+    images, cats = data["images"], data["categories"]
+    image_index = _check_ids(images, "images", problems)
+    cat_index = _check_ids(cats, "categories", problems)
+    for i, im in enumerate(images):
+        if isinstance(im, dict):
+            _check_image(i, im, problems)
+    for i, c in enumerate(cats):
+        if isinstance(c, dict) and not isinstance(c.get("name"), str):
+            problems.append(Problem(f"categories[{i}]", "missing required string 'name'"))
+    anns = data.get("annotations")
+    if anns is not None:
+        if not isinstance(anns, list):
+            problems.append(Problem("annotations", "must be a list"))
+        else:
+            _check_ids(anns, "annotations", problems)
+            for i, a in enumerate(anns):
+                if isinstance(a, dict):
+                    _check_annotation(i, a, images, image_index, cat_index, problems)
+    return problems
+
+
+def format_coco_problems(source: str, problems: list[Problem], limit: int = MAX_LISTED_PROBLEMS) -> str:
+    lines = [f"{source}: invalid COCO JSON ({len(problems)} problem{'s' * (len(problems) != 1)}):"]
+    lines += [f"  {pr}" for pr in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more")
+    return "\n".join(lines)
+
+
+def load_coco(src: str | os.PathLike | dict, *, source: str | None = None, validate: bool = True) -> dict:
+    """Read (or take) a COCO instances dict and validate it; `WsovvisError` lists every problem with its path."""
+    if isinstance(src, dict):
+        data, source = src, source or "<memory>"
+    else:
+        data, source = read_json(src, "COCO JSON"), str(src)
+    if validate:
+        problems = [p for p in validate_coco(data) if p.severity == "error"]
+        if problems:
+            raise WsovvisError(format_coco_problems(source, problems))
+    return data
+
+
+# ---------------------------------------------------------------- YouTube-VIS <-> COCO
+
+
+def ytvis_to_coco(ytvis: dict, every: int = 1, polygons: bool = False) -> dict:
+    """YouTube-VIS dict -> COCO dict: every ``every``-th frame an image, every present (track, frame) an annotation.
+
+    Images: ``{id, file_name (the video's file_names[t]), height, width, video_id, frame_index}``, ids 1..N
+    in video then frame order. Annotations: ``{id, image_id, category_id, iscrowd, bbox, area,
+    segmentation, track_id (the YouTube-VIS annotation id), video_id, (score)}``; segmentation is
+    compressed RLE, or polygons with ``polygons=True`` (holes filled). bbox/area come from the
+    track's ``bboxes``/``areas`` when given, else from the mask.
+    """
+    from wsovvis.data import ytvis as ytvis_io
+
+    if not _is_int(every) or every < 1:
+        raise WsovvisError(f"every must be a positive integer, got {every!r}")
+    ds = ytvis_io.load(ytvis, source="<ytvis_to_coco input>")
+    out: dict[str, Any] = {k: v for k, v in ds.data.items() if k not in ("videos", "annotations", "categories")}
+    images: list[dict] = []
+    image_of: dict[tuple[int, int], dict] = {}
+    for v in ds.videos:
+        for t in range(0, video_length(v), every):
+            im = {"id": len(images) + 1, "file_name": v["file_names"][t], "height": v["height"],
+                  "width": v["width"], "video_id": v["id"], "frame_index": t}
+            images.append(im)
+            image_of[(v["id"], t)] = im
+    anns: list[dict] = []
+    tracks: list[dict] = []
+    for a in ds.annotations:
+        track = {k: val for k, val in a.items() if k not in PER_FRAME_KEYS}
+        track["per_frame_keys"] = [k for k in PER_FRAME_KEYS if k in a]
+        tracks.append(track)
+        video = ds.video_by_id[a["video_id"]]
+        h, w = video["height"], video["width"]
+        boxes, areas = a.get("bboxes"), a.get("areas")
+        for t, seg in enumerate(a["segmentations"]):
+            im = image_of.get((a["video_id"], t))
+            if seg is None or im is None:
+                continue
+            rle = segmentation_to_rle(seg, h, w, where=f"annotations[id={a['id']}].segmentations[{t}]")
+            box = boxes[t] if boxes is not None and boxes[t] is not None else rle_utils.bbox(rle)
+            area = areas[t] if areas is not None and areas[t] is not None else rle_utils.area(rle)
+            ann = {"id": len(anns) + 1, "image_id": im["id"], "category_id": a["category_id"],
+                   "iscrowd": a.get("iscrowd", 0), "bbox": box, "area": area,
+                   "segmentation": mask_to_polygons(rle_utils.decode(rle)) if polygons else rle,
+                   "track_id": a["id"], "video_id": a["video_id"]}
+            if "score" in a:
+                ann["score"] = a["score"]
+            anns.append(ann)
+    out.update(images=images, categories=ds.categories, annotations=anns, videos=ds.videos, tracks=tracks)
+    return out
+
+
+def _one_frame_videos(coco: dict) -> dict:
+    """Plain COCO: each image a one-frame video (same id), each annotation a one-frame track (same id)."""
+    videos = [{"id": im["id"], "name": os.path.splitext(im["file_name"])[0], "file_names": [im["file_name"]],
+               "height": im["height"], "width": im["width"], "length": 1} for im in coco["images"]]
+    size = {im["id"]: (im["height"], im["width"]) for im in coco["images"]}
+    anns = []
+    for i, a in enumerate(coco.get("annotations") or []):
+        h, w = size[a["image_id"]]
+        seg = a.get("segmentation")
+        rle = (None if seg is None or seg == [] else
+               segmentation_to_rle(seg, h, w, where=f"annotations[{i}].segmentation"))
+        box = a.get("bbox")
+        if box is None:
+            box = rle_utils.bbox(rle) if rle is not None else None
+        area = a.get("area")
+        if area is None:
+            area = rle_utils.area(rle) if rle is not None else None
+        if rle is None:  # a box-only annotation: its box as the mask, so the track is not empty
+            if box is None:
+                raise WsovvisError(f"annotations[{i}]: has neither a segmentation nor a bbox")
+            rle = segmentation_to_rle([_box_polygon(box)], h, w, where=f"annotations[{i}].bbox")
+        track = {"id": a["id"], "video_id": a["image_id"], "category_id": a["category_id"],
+                 "iscrowd": a.get("iscrowd", 0), "segmentations": [rle], "bboxes": [box], "areas": [area]}
+        if "score" in a:
+            track["score"] = a["score"]
+        anns.append(track)
+    out = {k: v for k, v in coco.items() if k not in ("images", "annotations", "categories", "videos", "tracks")}
+    out.update(videos=videos, categories=coco["categories"], annotations=anns)
+    return out
+
+
+def _box_polygon(box: list) -> list[float]:
+    x, y, w, h = (float(c) for c in box)
+    return [x, y, x + w, y, x + w, y + h, x, y + h]
+
+
+def coco_to_ytvis(coco: dict) -> dict:
+    """COCO dict -> YouTube-VIS dict (segmentations as compressed RLE).
+
+    With the ``videos`` and ``tracks`` lists that `ytvis_to_coco` writes, the original YouTube-VIS
+    dict comes back exactly (frames skipped by ``every`` become ``None``). Otherwise every image is a
+    one-frame video and every annotation a one-frame track.
+    """
+    data = load_coco(coco, source="<coco_to_ytvis input>")
+    if not (isinstance(data.get("videos"), list) and isinstance(data.get("tracks"), list)):
+        return _one_frame_videos(data)
+    video_by_id = {v["id"]: v for v in data["videos"]}
+    image_by_id = {im["id"]: im for im in data["images"]}
+    rebuilt: dict[int, dict] = {}
+    for tr in data["tracks"]:
+        video = video_by_id.get(tr.get("video_id"))
+        if video is None:
+            raise WsovvisError(f"tracks[id={tr.get('id')!r}]: unknown video id {tr.get('video_id')!r}")
+        t_len = video_length(video)
+        track = {k: v for k, v in tr.items() if k != "per_frame_keys"}
+        for key in tr.get("per_frame_keys", PER_FRAME_KEYS):
+            track[key] = [None] * t_len
+        rebuilt[tr["id"]] = track
+    for i, a in enumerate(data.get("annotations") or []):
+        track = rebuilt.get(a.get("track_id"))
+        if track is None:
+            raise WsovvisError(f"annotations[{i}]: track_id {a.get('track_id')!r} is not in 'tracks'")
+        im = image_by_id[a["image_id"]]
+        t = im.get("frame_index")
+        if not _is_int(t) or im.get("video_id") != track["video_id"]:
+            raise WsovvisError(f"annotations[{i}]: image {im['id']} is not a frame of video {track['video_id']}")
+        where = f"annotations[{i}].segmentation"
+        if "segmentations" in track:
+            track["segmentations"][t] = segmentation_to_rle(a["segmentation"], im["height"], im["width"], where=where)
+        if "bboxes" in track:
+            track["bboxes"][t] = a["bbox"]
+        if "areas" in track:
+            track["areas"][t] = a["area"]
+    out = {k: v for k, v in data.items() if k not in ("images", "annotations", "categories", "videos", "tracks")}
+    out.update(videos=data["videos"], categories=data["categories"], annotations=list(rebuilt.values()))
+    return out
