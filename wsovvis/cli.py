@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "label": ("wsovvis.openvocab.label_cli", "attribute categories of a vocabulary to pseudo tubes"),
     "classify": ("wsovvis.openvocab.classify_cli", "open-vocabulary classification of predicted tubes"),
     "demo": ("wsovvis.demo", "the whole pipeline end to end on generated sample videos"),
+    "app": ("wsovvis.app.cli", "web app: try prompts, label a batch, review tubes, read run metrics"),
+    "autolabel": ("wsovvis.autolabel.cli", "text-prompted labels (OWLv2 boxes -> SAM2 masks) of images, as COCO"),
 }
 
 

@@ -1,0 +1,309 @@
+"""Detector / segmenter interfaces and the real transformers models behind them.
+
+``Detector.detect(image uint8 [H, W, 3] RGB, prompts) -> Detections`` with ``boxes`` float32
+``[N, 4]`` (x1, y1, x2, y2 in pixels of the original image), ``scores`` float32 ``[N]`` and
+``labels`` int64 ``[N]`` (index into ``prompts``).
+
+``Segmenter.segment(image, boxes float32 [N, 4]) -> bool [N, H, W]``: one mask per box.
+
+``VideoSegmenter.propagate(frames uint8 [T, H, W, 3], prompts) -> {obj_id: bool [T, H, W]}``:
+objects prompted on ``frames[0]`` (a box float ``[4]`` or a mask bool ``[H, W]`` each) tracked
+through the clip; a lost object has empty masks. Backward tracking = the caller reverses the clip.
+
+`load_detector` / `load_segmenter` / `load_video_segmenter` take a folder written by
+``save_pretrained`` (model + processor) or ``standin:colour`` (the deterministic stand-ins of
+`wsovvis.autolabel.standins`). Nothing is ever fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from wsovvis.errors import WsovvisError
+from wsovvis.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+STANDIN_PREFIX = "standin:"
+DETECTOR_TYPES = ("owlv2",)
+SEGMENTER_TYPES = ("sam2", "sam2_video")
+VIDEO_SEGMENTER_TYPES = ("sam2_video",)
+SEGMENT_BATCH = 32  # boxes per SAM2 mask-decoder call: bounds memory with many objects
+
+
+@dataclass
+class Detections:
+    """``boxes`` float32 ``[N, 4]`` xyxy pixels, ``scores`` float32 ``[N]``, ``labels`` int64 ``[N]`` (prompt index)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        if not len(self.boxes) == len(self.scores) == len(self.labels):
+            raise ValueError(f"Detections: {len(self.boxes)} boxes, {len(self.scores)} scores, "
+                             f"{len(self.labels)} labels")
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def take(self, idx) -> Detections:
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        return Detections(self.boxes[idx], self.scores[idx], self.labels[idx])
+
+
+class Detector(Protocol):
+    def detect(self, image: np.ndarray, prompts: Sequence[str]) -> Detections: ...
+
+
+class Segmenter(Protocol):
+    def segment(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray: ...
+
+
+class VideoSegmenter(Protocol):
+    def propagate(self, frames: np.ndarray, prompts: dict[int, np.ndarray]) -> dict[int, np.ndarray]: ...
+
+
+def device_and_dtype(device: str | None = None):
+    """-> (torch device string, torch dtype): cuda -> float16, mps -> float32, cpu -> float32.
+
+    ``device`` (``--device``) overrides the choice of device; the dtype follows the device.
+    """
+    import torch
+
+    if device in (None, "", "auto"):
+        if torch.cuda.is_available():
+            device = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            device = "mps"
+        else:
+            device = "cpu"
+    kind = str(device).split(":")[0]
+    if kind not in ("cuda", "mps", "cpu"):
+        raise WsovvisError(f"--device {device!r}: expected auto, cpu, cuda, cuda:N or mps")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise WsovvisError(f"--device {device}: CUDA is not available on this machine")
+    return str(device), (torch.float16 if kind == "cuda" else torch.float32)
+
+
+def model_type(path: str | os.PathLike, flag: str, allowed: Sequence[str]) -> str:
+    """``model_type`` of a ``save_pretrained`` folder; raises naming ``flag`` when missing or of another type."""
+    p = Path(path)
+    if not p.is_dir():
+        raise WsovvisError(f"{p}: {flag} folder does not exist (expected a folder written by save_pretrained; "
+                           "nothing is downloaded)")
+    cfg = p / "config.json"
+    if not cfg.is_file():
+        raise WsovvisError(f"{p}: {flag} folder has no config.json (expected a folder written by save_pretrained)")
+    try:
+        mtype = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
+    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError) as e:
+        raise WsovvisError(f"{cfg}: {flag} config.json is not a JSON object ({e})") from e
+    if mtype not in allowed:
+        raise WsovvisError(f"{cfg}: {flag} holds a {mtype!r} model; expected {' or '.join(map(repr, allowed))}")
+    return mtype
+
+
+def _load_processor(path: Path, flag: str):
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, TypeError) as e:
+        raise WsovvisError(f"{path}: {flag} folder has no usable processor files ({e}); "
+                           "save the processor with save_pretrained next to the model") from e
+
+
+class Owlv2Detector:
+    """`Detector` over ``Owlv2ForObjectDetection`` + ``Owlv2Processor``.
+
+    The processor pads the image to a square (bottom/right) before resizing; its post-processor
+    scales boxes by the padded side, so boxes come back in original pixels; they are clipped to the
+    image here. OWLv2 applies no NMS (done by the caller). ``threshold`` is the floor at which
+    boxes are returned (the caller applies per-class thresholds above it).
+    """
+
+    def __init__(self, model, processor, device: str = "cpu", dtype=None, threshold: float = 0.0):
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.dtype = dtype
+        self.threshold = threshold
+
+    def detect(self, image: np.ndarray, prompts: Sequence[str]) -> Detections:
+        import torch
+
+        image = _check_image(image)
+        if not prompts:
+            return Detections.empty()
+        h, w = image.shape[:2]
+        inputs = self.processor(text=[list(prompts)], images=[image], return_tensors="pt",
+                                padding="max_length", truncation=True)
+        inputs = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
+                  for k, v in inputs.items()}
+        with torch.inference_mode():
+            out = self.model(**inputs)
+        out.logits, out.pred_boxes = out.logits.float(), out.pred_boxes.float()
+        res = self.processor.post_process_grounded_object_detection(out, threshold=self.threshold,
+                                                                    target_sizes=[(h, w)])[0]
+        boxes = res["boxes"].cpu().numpy().astype(np.float32).reshape(-1, 4)
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+        return Detections(boxes, res["scores"].cpu().numpy(), res["labels"].cpu().numpy())
+
+
+class Sam2Segmenter:
+    """`Segmenter` over ``Sam2Model`` + ``Sam2Processor``: one mask per box (single-mask output),
+    boxes in batches of `SEGMENT_BATCH`, image embedding computed once per image."""
+
+    def __init__(self, model, processor, device: str = "cpu", dtype=None, batch: int = SEGMENT_BATCH):
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.dtype = dtype
+        self.batch = batch
+
+    def segment(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        import torch
+
+        image = _check_image(image)
+        h, w = image.shape[:2]
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        if not len(boxes):
+            return np.zeros((0, h, w), bool)
+        inputs = self.processor(images=[image], return_tensors="pt")
+        pixels = inputs["pixel_values"].to(self.device, self.dtype)
+        out = []
+        with torch.inference_mode():
+            emb = self.model.get_image_embeddings(pixels)
+            for s in range(0, len(boxes), self.batch):
+                chunk = boxes[s:s + self.batch]
+                prompt = self.processor(images=[image], input_boxes=[chunk.tolist()], return_tensors="pt")
+                o = self.model(image_embeddings=emb, input_boxes=prompt["input_boxes"].to(self.device, self.dtype),
+                               multimask_output=False)
+                m = self.processor.post_process_masks(o.pred_masks.float().cpu(), prompt["original_sizes"])[0]
+                out.append(m[:, 0].numpy().astype(bool))
+        return np.concatenate(out, 0)
+
+
+class Sam2VideoTracker:
+    """`VideoSegmenter` over ``Sam2VideoModel`` + ``Sam2VideoProcessor``: one inference session per
+    call (the caller passes short clips, so memory stays bounded); frames are kept on the CPU and
+    only the frame being processed moves to the device."""
+
+    def __init__(self, model, processor, device: str = "cpu", dtype=None):
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.dtype = dtype
+
+    def propagate(self, frames: np.ndarray, prompts: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        import torch
+
+        frames = np.asarray(frames)
+        t, h, w = frames.shape[:3]
+        if not prompts:
+            return {}
+        session = self.processor.init_video_session(
+            video=list(frames), inference_device=self.device, video_storage_device="cpu",
+            inference_state_device="cpu" if self.device != "cpu" else None, dtype=self.dtype or torch.float32)
+        box_ids = [k for k, v in prompts.items() if np.asarray(v).shape == (4,)]
+        mask_ids = [k for k in prompts if k not in box_ids]
+        if box_ids:
+            self.processor.add_inputs_to_inference_session(
+                inference_session=session, frame_idx=0, obj_ids=box_ids,
+                input_boxes=[[np.asarray(prompts[k], dtype=np.float32).tolist() for k in box_ids]])
+        for k in mask_ids:
+            self.processor.add_inputs_to_inference_session(
+                inference_session=session, frame_idx=0, obj_ids=k,
+                input_masks=np.asarray(prompts[k]).astype(np.float32))
+        masks = {k: np.zeros((t, h, w), bool) for k in prompts}
+        with torch.inference_mode():
+            for o in self.model.propagate_in_video_iterator(inference_session=session, start_frame_idx=0,
+                                                            max_frame_num_to_track=t):
+                m = self.processor.post_process_masks([o.pred_masks.float().cpu()], [(h, w)], binarize=True)[0]
+                ids = list(getattr(o, "object_ids", None) or session.obj_ids)
+                for j, k in enumerate(ids):
+                    if k in masks:
+                        masks[k][o.frame_idx] = m[j, 0].numpy().astype(bool)
+        return masks
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 [H, W, 3] RGB image, got {a.dtype} {list(a.shape)}")
+    return a
+
+
+def _from_pretrained(cls, path: Path, flag: str, device: str, dtype):
+    try:
+        model = cls.from_pretrained(str(path), local_files_only=True, dtype=dtype)
+    except (OSError, ValueError) as e:
+        raise WsovvisError(f"{path}: {flag} could not be loaded as {cls.__name__} ({e})") from e
+    return model.to(device).eval()
+
+
+def load_detector(path: str | os.PathLike, device: str | None = None) -> Detector:
+    """``--detector``: an OWLv2 ``save_pretrained`` folder, or ``standin:colour``."""
+    spec = str(path)
+    if spec.startswith(STANDIN_PREFIX):
+        from wsovvis.autolabel.standins import standin_detector
+
+        return standin_detector(spec[len(STANDIN_PREFIX):])
+    model_type(path, "--detector", DETECTOR_TYPES)
+    from transformers import Owlv2ForObjectDetection
+
+    dev, dtype = device_and_dtype(device)
+    processor = _load_processor(Path(path), "--detector")
+    model = _from_pretrained(Owlv2ForObjectDetection, Path(path), "--detector", dev, dtype)
+    log.info("detector: OWLv2 from %s on %s (%s)", path, dev, dtype)
+    return Owlv2Detector(model, processor, dev, dtype)
+
+
+def load_segmenter(path: str | os.PathLike, device: str | None = None) -> Segmenter:
+    """``--segmenter``: a SAM2 ``save_pretrained`` folder (``sam2`` or ``sam2_video``), or ``standin:colour``."""
+    spec = str(path)
+    if spec.startswith(STANDIN_PREFIX):
+        from wsovvis.autolabel.standins import standin_segmenter
+
+        return standin_segmenter(spec[len(STANDIN_PREFIX):])
+    model_type(path, "--segmenter", SEGMENTER_TYPES)
+    from transformers import Sam2Model
+
+    dev, dtype = device_and_dtype(device)
+    processor = _load_processor(Path(path), "--segmenter")
+    model = _from_pretrained(Sam2Model, Path(path), "--segmenter", dev, dtype)
+    log.info("segmenter: SAM2 from %s on %s (%s)", path, dev, dtype)
+    return Sam2Segmenter(model, processor, dev, dtype)
+
+
+def load_video_segmenter(path: str | os.PathLike, device: str | None = None) -> VideoSegmenter:
+    """``--segmenter`` for videos: a ``sam2_video`` ``save_pretrained`` folder, or ``standin:colour``."""
+    spec = str(path)
+    if spec.startswith(STANDIN_PREFIX):
+        from wsovvis.autolabel.standins import standin_video_segmenter
+
+        return standin_video_segmenter(spec[len(STANDIN_PREFIX):])
+    model_type(path, "--segmenter", VIDEO_SEGMENTER_TYPES)
+    from transformers import Sam2VideoModel
+
+    dev, dtype = device_and_dtype(device)
+    processor = _load_processor(Path(path), "--segmenter")
+    model = _from_pretrained(Sam2VideoModel, Path(path), "--segmenter", dev, dtype)
+    log.info("video segmenter: SAM2 video from %s on %s (%s)", path, dev, dtype)
+    return Sam2VideoTracker(model, processor, dev, dtype)
