@@ -51,29 +51,6 @@ def _run(module, argv: list[str], prog: str) -> None:
         raise WsovvisError(f"demo stage `{prog}` failed with exit code {code} (see the messages above)")
 
 
-def pseudo_results(tubes_json: Path, pseudo_out: Path) -> list[dict]:
-    """Pseudo tubes as a scored results list: each tube's score is the generator's own tube score.
-
-    The converter numbers tracks by their PNG id; the runner's manifest records the score of each id.
-    """
-    from wsovvis.pseudo.runner import read_manifests
-    from wsovvis.utils.io import read_json
-
-    data = read_json(tubes_json, "pseudo-tube JSON")
-    manifest = read_manifests(pseudo_out)
-    name_of = {v["id"]: v["file_names"][0].split("/")[0] for v in data["videos"]}
-    results = []
-    for a in data["annotations"]:
-        entry = manifest.get(name_of[a["video_id"]], {})
-        scores = {int(t["id"]): float(t["score"]) for t in entry.get("tubes", [])}
-        track_id = int(a.get("track_id", a["id"]))
-        if track_id not in scores:
-            raise WsovvisError(f"{pseudo_out}: manifest has no score for tube {track_id} of {name_of[a['video_id']]}")
-        results.append({"video_id": a["video_id"], "category_id": a["category_id"], "score": scores[track_id],
-                        "segmentations": a["segmentations"]})
-    return results
-
-
 def main(args: argparse.Namespace) -> int:
     from wsovvis.data import check, convert, synthetic
     from wsovvis.data.class_agnostic import make_class_agnostic
@@ -117,9 +94,9 @@ def main(args: argparse.Namespace) -> int:
     times["check"] = time.perf_counter() - t
 
     t = _stage("5/7 pseudo-tube quality against the synthetic ground truth")
-    pseudo_res = pseudo_results(tubes_json, pseudo_out)
-    atomic_write_json(out / "pseudo_results.json", pseudo_res)
-    pseudo_stats = evaluate(gt_json, pseudo_res, class_agnostic=True)
+    # the converted JSON carries each tube's score (from the generator's tracks.json): `wsovvis eval` takes it as is
+    log.info("wsovvis eval --gt %s --results %s --class_agnostic", gt_json, tubes_json)
+    pseudo_stats = evaluate(gt_json, tubes_json, class_agnostic=True)
     print("pseudo tubes vs synthetic GT (class-agnostic):")
     print(format_stats_table(pseudo_stats))
     times["pseudo_eval"] = time.perf_counter() - t

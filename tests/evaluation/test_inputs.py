@@ -59,9 +59,19 @@ def test_unknown_video_ids_are_listed(gt):
 
 def test_unknown_categories_are_dropped_with_a_count(gt, caplog):
     with caplog.at_level(logging.WARNING, logger="wsovvis"):
-        s = evaluate(gt, [good(), good(category_id=42), good(category_id=42, score=0.99)])
+        s = evaluate(gt, [good(), good(category_id=42), good(category_id=42, score=0.99)], allow_drops=True)
     assert "dropped 2 result(s) whose category is not in the GT categories (category ids 42)" in caplog.text
     assert s["AP"] == pytest.approx(1.0, abs=1e-12)  # the dropped ones do not count as FPs
+
+
+def test_dropping_more_than_a_small_share_is_an_error_unless_allowed(gt):
+    res = [good(), good(category_id=42)]
+    with pytest.raises(WsovvisError, match=r"1 of 2 results \(50.0%\) have a category that is not in the GT.*"
+                                           r"--allow_drops"):
+        evaluate(gt, res)
+    assert evaluate(gt, res, allow_drops=True)["AP"] == pytest.approx(1.0, abs=1e-12)
+    # one drop in 21 results (4.8%) is a subset, not a wrong mapping: a warning only
+    assert evaluate(gt, [good(score=0.5)] * 20 + [good(category_id=42)])["AP50"] > 0
 
 
 @pytest.mark.parametrize("bad_frame,message", [

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from wsovvis.data import masks as mask_io
 from wsovvis.data import rle as rle_utils
-from wsovvis.data import ytvis
+from wsovvis.data import track_sidecar, ytvis
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.io import atomic_write_json
 from wsovvis.utils.logging import get_logger
@@ -47,6 +47,8 @@ SKIP_REASONS = {
     "unreadable_frame": "a frame image that cannot be opened",
     "unreadable_png": "a mask PNG that cannot be decoded (truncated, corrupt, wrong mode)",
     "size_mismatch": "mask PNG size differs from its frame's size, or frames of different sizes",
+    "sidecar_mismatch": "a track in the mask PNGs that the video's tracks.json does not list",
+    "bad_sidecar": "the video's tracks.json (track scores / categories) is malformed",
 }
 
 
@@ -217,8 +219,17 @@ def convert_video(name: str, opts: ConvertOptions) -> dict:
                                         "bboxes": [None] * length, "areas": [None] * length}
                 tr["segmentations"][t], tr["bboxes"][t], tr["areas"][t] = r, b, a
     video = {"name": name, "file_names": [f"{name}/{f}" for f in frames], "height": h, "width": w, "length": length}
-    return {"name": name, "video": video, "tracks": [tracks[k] for k in sorted(tracks)],
-            "naming": matched["naming"], "formats": formats, "num_masks": len(found)}
+    track_list = [tracks[k] for k in sorted(tracks)]
+    try:
+        sidecar = track_sidecar.read_sidecar(mask_dir) if mask_dir.is_dir() else None
+    except WsovvisError as e:
+        return _skip(name, "bad_sidecar", str(e))
+    if sidecar is not None:
+        problem = track_sidecar.attach_to_tracks(track_list, sidecar, str(mask_dir))
+        if problem:
+            return _skip(name, "sidecar_mismatch", problem)
+    return {"name": name, "video": video, "tracks": track_list, "naming": matched["naming"], "formats": formats,
+            "num_masks": len(found), "categories": sidecar["categories"] if sidecar else None}
 
 
 def _read_skip_list(path: str) -> list[str]:
@@ -307,12 +318,18 @@ def convert(
             formats.setdefault(fmt, why)
     for fmt, why in formats.items():
         log.info("id_format %s: %s", fmt, why)
+    categories = track_sidecar.merge_categories(kept, category_id, category_name)
     videos, annotations = [], []
     for vid, r in enumerate(kept, 1):
         videos.append({"id": vid, **r["video"]})
         for tr in r["tracks"]:
+            # a sidecar's category_id in ``tr`` replaces the default (same key position: same bytes without one)
             annotations.append({"id": len(annotations) + 1, "video_id": vid, "category_id": category_id,
                                 "iscrowd": 0, **tr})
+    unscored = [r["name"] for r in kept if r["categories"] is None]
+    if unscored and len(unscored) < len(kept):
+        log.warning("%d of %d videos have no %s beside their PNGs: their tracks carry no score (%s)", len(unscored),
+                    len(kept), track_sidecar.SIDECAR_NAME, ", ".join(unscored[:5]))
     report = {
         "out_json": str(out_json),
         "mask_root": str(mask_root),
@@ -329,6 +346,7 @@ def convert(
             "mask_pngs": sum(r["num_masks"] for r in kept),
             "tracks": len(annotations),
             "videos_without_tracks": sum(1 for r in kept if not r["tracks"]),
+            "videos_with_track_scores": len(kept) - len(unscored),
         },
         "mask_naming": dict(naming),
         "id_formats": formats,
@@ -345,7 +363,7 @@ def convert(
         "info": {"description": f"wsovvis convert of {mask_root}", "split": split_name},
         "licenses": [],
         "videos": videos,
-        "categories": [{"id": category_id, "name": category_name, "supercategory": category_name}],
+        "categories": categories,
         "annotations": annotations,
     }
     ytvis.write(data, out_json, check=False)  # built valid here; the tests validate it

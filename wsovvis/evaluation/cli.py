@@ -21,13 +21,18 @@ log = get_logger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gt", required=True, help="ground-truth YouTube-VIS JSON with 'annotations'")
     parser.add_argument("--results", required=True,
-                        help="results JSON: a list of {video_id, category_id, score, segmentations}")
+                        help="results JSON: a list of {video_id, category_id, score, segmentations}, or a "
+                             "YouTube-VIS tube JSON (e.g. converted pseudo tubes; each track's 'score' is used, "
+                             "videos and categories are matched to the GT by name)")
     parser.add_argument("--flavor", choices=FLAVORS, default="ytvis",
                         help="ytvis: crowd GT ignored; lvvis: crowd GT positive, int areas, base/novel rows")
     parser.add_argument("--class_agnostic", action="store_true",
                         help="ignore categories (official useCats=0, the unsupervised-VIS protocol)")
     parser.add_argument("--lenient", action="store_true",
                         help="accept segmentation lists whose length is not the video length (official zip truncation)")
+    parser.add_argument("--allow_drops", action="store_true",
+                        help="drop results whose category the GT lacks even when they are more than 5%% of all "
+                             "(otherwise an error: usually the category ids are mapped wrongly)")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON line with the stats (0..1)")
     parser.add_argument("--out", help="also write the stats and the per-category table to this JSON file")
     parser.add_argument("--per_category", action="store_true", help="also print the per-category AP table")
@@ -36,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     res = evaluate_full(args.gt, args.results, flavor=args.flavor, class_agnostic=args.class_agnostic,
-                        lenient=args.lenient)
+                        lenient=args.lenient, allow_drops=args.allow_drops)
     metrics = res.metrics()
     if args.out:
         payload = dict(metrics)

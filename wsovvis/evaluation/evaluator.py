@@ -80,30 +80,36 @@ class EvalResult:
 
 
 def evaluate(gt: Any, results: Any, flavor: str = "ytvis", class_agnostic: bool = False,
-             lenient: bool = False, backend: str | None = None) -> dict[str, Any]:
+             lenient: bool = False, backend: str | None = None, allow_drops: bool = False) -> dict[str, Any]:
     """Video mask AP of ``results`` against ``gt``.
 
     Args:
         gt: path, dict or `wsovvis.data.ytvis.YTVIS` with ``annotations``.
-        results: path or list of ``{video_id, category_id, score, segmentations: [RLE | None] * length}``.
+        results: path or list of ``{video_id, category_id, score, segmentations: [RLE | None] * length}``, or a
+            YouTube-VIS tube JSON (each track one result; videos and categories matched to the GT by name).
         flavor: ``"ytvis"`` (crowd ignored) or ``"lvvis"`` (crowd positive, int areas, base/novel splits).
         class_agnostic: the official ``useCats=0`` protocol (unsupervised VIS).
         lenient: accept segmentation lists of the wrong length and zip-truncate them like the official code.
         backend: ``"kernel"`` (compiled, file-wide batches), ``"pycocotools"`` (per-video batches) or ``"auto"``
             (the kernel when it is built); None: ``$WSOVVIS_EVAL_BACKEND`` or auto. Same numbers either way.
+        allow_drops: drop results of categories the GT lacks even when they are more than a small share
+            (otherwise an error: such a share usually means the category ids are mapped wrongly).
     Returns:
         ``{AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl}`` (0..1, -1 if undefined),
         plus ``base`` and ``novel`` dicts of the same keys for lvvis.
     """
-    return evaluate_full(gt, results, flavor, class_agnostic, lenient, backend=backend).metrics()
+    return evaluate_full(gt, results, flavor, class_agnostic, lenient, backend=backend,
+                         allow_drops=allow_drops).metrics()
 
 
 def evaluate_full(gt: Any, results: Any, flavor: str = "ytvis", class_agnostic: bool = False,
-                  lenient: bool = False, progress: bool | None = None, backend: str | None = None) -> EvalResult:
+                  lenient: bool = False, progress: bool | None = None, backend: str | None = None,
+                  allow_drops: bool = False) -> EvalResult:
     """Like `evaluate` but returns the `EvalResult` (precision/recall arrays, per-category table)."""
     t0 = time.perf_counter()
     mod = kernel.resolve(backend)
-    inp = check_inputs(gt, results, flavor, lenient, use_kernel=mod is not None)
+    inp = check_inputs(gt, results, flavor, lenient, use_kernel=mod is not None, class_agnostic=class_agnostic,
+                       allow_drops=allow_drops)
     if mod is not None and any(v.height * v.width > 0xFFFFFFFF for v in inp.videos):
         log.warning("frames of more than 2^32 pixels: the kernel counts in 32 bits, using the pycocotools path")
         mod = None
@@ -135,6 +141,7 @@ def evaluate_full(gt: Any, results: Any, flavor: str = "ytvis", class_agnostic: 
     info = {
         "gt": inp.gt_source, "results": inp.results_source, "num_videos": len(inp.videos),
         "num_results": len(inp.results), "num_dropped": inp.num_dropped, "warnings": list(inp.warnings),
+        "num_videos_with_results": len(inp.dts_by_video),
         "seconds": time.perf_counter() - t0, "backend": "pycocotools" if mod is None else "kernel",
     }
     log.info(

@@ -18,7 +18,7 @@ from pycocotools import mask as mask_utils
 
 from wsovvis.data import ytvis
 from wsovvis.errors import WsovvisError
-from wsovvis.evaluation import kernel
+from wsovvis.evaluation import kernel, tube_results
 from wsovvis.evaluation.params import BASE_PARTITIONS, FLAVORS, NOVEL_PARTITIONS
 from wsovvis.utils.io import read_json
 from wsovvis.utils.logging import get_logger
@@ -26,6 +26,8 @@ from wsovvis.utils.logging import get_logger
 log = get_logger(__name__)
 
 MAX_LISTED = 20
+# Results dropped for a category the GT lacks: above this share it is an error (a wrong id mapping, not a subset)
+MAX_DROP_SHARE = 0.05
 
 
 @dataclass
@@ -152,7 +154,7 @@ def load_results(results: Any) -> tuple[list, str]:
         data, source = read_json(results, "results JSON"), str(results)
     else:
         data, source = results, "<results>"
-    if not isinstance(data, list):
+    if not isinstance(data, (list, dict)):
         raise WsovvisError(
             f"{source}: results must be a JSON list of {{video_id, category_id, score, segmentations}}, "
             f"got {type(data).__name__}"
@@ -298,15 +300,39 @@ def bad_rle_error(inp: EvalInputs, video: Video, gt: GtTrack | None, result_inde
 
 
 def check_inputs(gt: Any, results: Any, flavor: str = "ytvis", lenient: bool = False,
-                 use_kernel: bool = True) -> EvalInputs:
-    """Load GT and results (paths or loaded objects), check both and index the results by video."""
+                 use_kernel: bool = True, class_agnostic: bool = False, allow_drops: bool = False) -> EvalInputs:
+    """Load GT and results (paths or loaded objects), check both and index the results by video.
+
+    ``results`` may also be a YouTube-VIS tube JSON (see `wsovvis.evaluation.tube_results`). Dropping more
+    than `MAX_DROP_SHARE` of the results (categories the GT lacks) is an error unless ``allow_drops``.
+    """
     ds, parsed = load_gt(gt, flavor, use_kernel)
     res, res_source = load_results(results)
+    warnings: list[str] = []
+    if tube_results.is_tube_json(res):
+        res, warnings = tube_results.tubes_to_results(res, res_source, ds.videos, ds.categories, class_agnostic)
+    elif isinstance(res, dict):
+        raise WsovvisError(f"{res_source}: results must be a JSON list of {{video_id, category_id, score, "
+                           "segmentations}} or a YouTube-VIS tube JSON with 'videos' and 'annotations'")
     cat_ids = sorted(parsed["cat_names"])
-    by_video, num_dropped, warnings = check_results(res, res_source, parsed["videos"], set(cat_ids), lenient,
-                                                     use_kernel)
+    by_video, num_dropped, more = check_results(res, res_source, parsed["videos"], set(cat_ids), lenient,
+                                                use_kernel)
+    warnings += more
+    if num_dropped > MAX_DROP_SHARE * len(res) and not allow_drops:
+        raise WsovvisError(
+            f"{res_source}: {num_dropped} of {len(res)} results ({100 * num_dropped / len(res):.1f}%) have a "
+            f"category that is not in the GT categories {_fmt_list(cat_ids, 10)}, so the evaluation would drop "
+            "them; check that the results use the GT's category ids (a vocabulary maps names to them: `wsovvis "
+            "vocab`), evaluate class-agnostic (--class_agnostic), or pass --allow_drops to drop them anyway"
+        )
     if not res:
         warnings.append(f"{res_source}: the results list is empty; every defined stat is 0")
+    elif len(by_video) < len(parsed["videos"]):
+        missing = [v.id for v in parsed["videos"] if v.id not in by_video]
+        warnings.append(
+            f"{res_source}: the results cover {len(by_video)} of the {len(parsed['videos'])} GT videos; "
+            f"{len(missing)} GT video(s) have no prediction (ids {_fmt_list(missing, 10)}) and count as missed"
+        )
     for w in warnings:
         log.warning(w)
     return EvalInputs(

@@ -3,13 +3,14 @@
 Output layout under ``out``::
 
     masks/<video>/mask_<frame stem>.png        id PNGs (0 = background), atomic writes
+    masks/<video>/tracks.json                  each track's score (and category), `wsovvis.data.track_sidecar`
     manifest/shard_<i>_of_<n>.jsonl            one JSON line per video of shard i (rewritten atomically)
 
 A manifest line is ``{"video", "status": "done" | "failed", ...}``; ``done`` lines list the frame
 stems and the tubes (``id``, ``score``, ``frames``, ``first``, ``last``, ``mean_area``), ``failed``
 lines carry the error and its traceback. A video counts as finished when any manifest has it
-``done`` and all its PNGs exist; everything else (never started, half-written, failed) is redone,
-so killing a run at any moment and starting it again gives the same PNGs as one clean run.
+``done`` and all its PNGs and its ``tracks.json`` exist; everything else (never started, half-written,
+failed) is redone, so killing a run at any moment and starting it again gives the same PNGs as one clean run.
 
 Shard ``i`` of ``n`` takes ``sorted(videos)[i::n]``: the shards cover every video exactly once.
 """
@@ -27,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from wsovvis.data.masks import write_ids
+from wsovvis.data.track_sidecar import sidecar_path, write_sidecar
 from wsovvis.errors import WsovvisError
 from wsovvis.pseudo.cleanup import paint_ids
 from wsovvis.pseudo.frames import list_videos, load_video
@@ -80,7 +82,9 @@ def read_manifests(out: Path) -> dict[str, dict]:
 def is_finished(out: Path, entry: dict | None) -> bool:
     if not entry or entry.get("status") != "done":
         return False
-    return all(png_path(out, entry["video"], s).is_file() for s in entry.get("stems", []))
+    # the sidecar is written after the PNGs, so it also marks a video whose PNGs are all there
+    return sidecar_path(Path(out) / "masks" / entry["video"]).is_file() and all(
+        png_path(out, entry["video"], s).is_file() for s in entry.get("stems", []))
 
 
 def tube_records(tubes, num_frames: int) -> list[dict[str, Any]]:
@@ -91,6 +95,21 @@ def tube_records(tubes, num_frames: int) -> list[dict[str, Any]]:
                      "first": int(fr[0]), "last": int(fr[-1]),
                      "mean_area": round(float(np.mean([tb.masks[t].mean() for t in fr])), 6)})
     return recs
+
+
+def write_track_sidecar(mask_dir: Path, name: str, tubes, categories: list[dict] | None = None) -> None:
+    """``tracks.json`` beside the PNGs: each tube's score, and its category when the engine names one
+    (tubes with ``category_id`` / ``category_name`` attributes, e.g. the text-prompted engine)."""
+    tracks, named = [], {}
+    for tb in tubes:
+        cid, cname = getattr(tb, "category_id", None), getattr(tb, "category_name", None)
+        if cid is not None:
+            named[int(cid)] = str(cname if cname is not None else cid)
+        tracks.append({"id": int(tb.tube_id), "score": round(float(tb.score), 6), "category_id": cid,
+                       "category_name": cname})
+    cats = list(categories) if categories else [{"id": k, "name": v} for k, v in sorted(named.items())]
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    write_sidecar(mask_dir, name, tracks, cats)
 
 
 @dataclass
@@ -116,6 +135,7 @@ def process_video(engine, img_root: Path, out: Path, name: str) -> dict[str, Any
     result = engine(video)
     for t, stem in enumerate(video.stems):
         write_ids(png_path(out, name, stem), paint_ids(result.tubes, t, video.size))
+    write_track_sidecar(out / "masks" / name, name, result.tubes, getattr(engine, "categories", None))
     return {"video": name, "status": "done", "engine": engine.name, "num_frames": len(video),
             "size": list(video.size), "stems": video.stems, "tubes": tube_records(result.tubes, len(video)),
             "notes": list(result.notes), "stats": result.stats, "seconds": round(time.perf_counter() - t0, 3)}
@@ -154,6 +174,7 @@ def run_shard(engine, img_root: str | Path, out: str | Path, index: int = 0, num
             # No partial output for a failed video: the converter reads mask folders directly.
             for png in (out / "masks" / name).glob("mask_*.png"):
                 png.unlink(missing_ok=True)
+            sidecar_path(out / "masks" / name).unlink(missing_ok=True)
         own[name] = entry
         atomic_write_text(mpath, "".join(json.dumps(own[v]) + "\n" for v in sorted(own)))
         bar.set_postfix(done=len(summary.done), failed=len(summary.failed))
