@@ -88,7 +88,8 @@ def build_seqformer(mc: ModelConfig) -> tuple[SeqFormer, SetCriterion, SeqFormer
         pixel_std=tuple(mc.pixel_std),
     )
     if mc.weights:
-        load_checkpoint(model, mc.weights)
+        load_checkpoint(model, mc.weights, strict=mc.weights_strict, min_share=mc.min_weights_share,
+                        trust_pickle=mc.trust_pickle)
     lc = mc.loss
     weights = {
         "loss_ce": lc.class_weight,

@@ -77,6 +77,13 @@ class ModelConfig:
     name: str = "seqformer"
     num_classes: int = 40
     weights: str | None = None  # full model checkpoint (ours, original SeqFormer or VNext)
+    # every tensor of `weights` must fit the model (missing / unexpected / other shape: an error listing
+    # them by module); false: a WARNING with counts, but a load matching under min_weights_share of the
+    # model's tensors still fails (0 accepts anything)
+    weights_strict: bool = True
+    min_weights_share: float = 0.5
+    # full unpickling of `weights` / backbone weights / resumed checkpoints: runs any code the file holds
+    trust_pickle: bool = False
     pixel_mean: list[float] = field(default_factory=lambda: [123.675, 116.28, 103.53])
     pixel_std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
     msda_impl: str = "auto"  # auto | grid_sample | embedding_bag

@@ -19,11 +19,17 @@ ours                    original SeqFormer (``wjf5203/SeqFormer``)   VNext (``pr
 keep their own names under the same prefixes. ``transformer.decoder.bbox_embed.*`` is the same
 module as ``bbox_embed.*``; a checkpoint holding either name fills both. A class head with
 ``K + 2`` rows (the original repo indexes raw YTVIS ids 1..40 in 42 rows) loads rows ``1..K``.
+
+Loading is strict by default: every model tensor must be filled and every file tensor used, with the
+documented exceptions only (BN ``num_batches_tracked`` buffers, the ``bbox_embed`` alias, the ``K + 2``
+class rows). Otherwise the error lists the keys grouped by module; ``strict=False``
+(``model.weights_strict=false``) downgrades that to a WARNING with counts, but a load that fills less
+than ``min_share`` of the model's tensors still fails.
 """
 
 from __future__ import annotations
 
-import pickle
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +39,7 @@ from torch import nn
 from wsovvis.errors import WsovvisError
 from wsovvis.modeling.backbone.weights import d2_to_torchvision, torchvision_to_d2
 from wsovvis.utils.logging import get_logger
+from wsovvis.utils.safe_load import load_untrusted
 
 log = get_logger(__name__)
 
@@ -123,22 +130,16 @@ def export_state_dict(model: nn.Module, fmt: str = "vnext") -> dict[str, torch.T
     return {ours_to_external(k, fmt): v for k, v in model.state_dict().items()}
 
 
-def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """A ``.pth`` file -> its state dict (unwrapping ``{"model": ...}`` / ``{"state_dict": ...}``, ``module.``)."""
+def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """A ``.pth`` file -> its state dict (unwrapping ``{"model": ...}`` / ``{"state_dict": ...}``, ``module.``).
+
+    Read through `wsovvis.utils.safe_load`: tensors, arrays, plain containers and the original repo's
+    pickled ``argparse.Namespace``; any other Python object is refused unless ``trust_pickle``.
+    """
     path = Path(path)
     if not path.is_file():
         raise WsovvisError(f"{path}: model checkpoint does not exist (model.weights)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # the original repo pickles its argparse namespace next to the weights
-        log.warning("%s: checkpoint holds Python objects besides tensors; loading it fully (trusted files only)", path)
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # torch raises many types for corrupt files
-            raise WsovvisError(f"{path}: unreadable model checkpoint: {e}") from e
-    except Exception as e:  # torch raises many types for corrupt files
-        raise WsovvisError(f"{path}: unreadable model checkpoint: {e}") from e
+    obj = load_untrusted(path, what="model checkpoint (model.weights)", trust_pickle=trust_pickle)
     if isinstance(obj, dict):
         for key in ("model", "state_dict"):
             if isinstance(obj.get(key), dict):
@@ -151,15 +152,43 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def load_checkpoint(model: nn.Module, source, strict: bool = False) -> LoadReport:
+def _module_of(key: str) -> str:
+    """The module a key is reported under: two name components, three for the backbone and layers."""
+    prefix = next((p for p in ("detr.detr.", "detr.") if key.startswith(p)), "")  # an unmapped external key
+    parts = key[len(prefix) :].split(".")
+    depth = 3 if parts[0] == "backbone" or (len(parts) > 2 and parts[1] in ("encoder", "decoder")) else 2
+    return prefix + ".".join(parts[: min(depth, len(parts) - 1)]) or key
+
+
+def group_by_module(keys: list[str], limit: int = 12) -> str:
+    """``"transformer.decoder.layers (12): a, b, ...; class_embed.0 (2): ..."`` for an error message."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for k in keys:
+        groups[_module_of(k.split(" ")[0])].append(k)
+    shown = []
+    for mod, ks in list(groups.items())[:limit]:
+        leaves = [k[len(mod) + 1 :] if k.startswith(mod + ".") else k for k in ks]
+        more = f", ... {len(ks) - 3} more" if len(ks) > 3 else ""
+        shown.append(f"{mod} ({len(ks)}): {', '.join(leaves[:3])}{more}")
+    if len(groups) > limit:
+        shown.append(f"... {len(groups) - limit} more modules")
+    return "; ".join(shown)
+
+
+def load_checkpoint(model: nn.Module, source, strict: bool = True, min_share: float = 0.5,
+                    trust_pickle: bool = False) -> LoadReport:
     """Load ours / original / VNext weights into ``model`` and report what did not fit.
 
     Args:
-        source: a path or a state dict. strict: raise `WsovvisError` on any missing, unexpected or
-            mismatched key (otherwise they are logged and reported).
+        source: a path or a state dict.
+        strict: raise `WsovvisError` on any missing, unexpected or mismatched key, listed by module
+            (``model.weights_strict``); otherwise they are logged as a WARNING with counts.
+        min_share: even when not strict, fail if fewer than this share of the model's tensors were
+            filled (``model.min_weights_share``; 0 accepts anything).
+        trust_pickle: read the file with full unpickling (``model.trust_pickle``).
     """
     path = str(source) if not isinstance(source, dict) else "<state dict>"
-    sd = read_checkpoint(source) if not isinstance(source, dict) else dict(source)
+    sd = read_checkpoint(source, trust_pickle) if not isinstance(source, dict) else dict(source)
     fmt = detect_format(sd)
     own = model.state_dict()
     report = LoadReport(path=path, format=fmt)
@@ -186,9 +215,27 @@ def load_checkpoint(model: nn.Module, source, strict: bool = False) -> LoadRepor
             continue
         to_load[k] = v
     report.missing = [k for k in own if k not in to_load]
-    model.load_state_dict(to_load, strict=False)
     report.loaded = len(to_load)
-    if strict and (report.missing or report.unexpected or report.shape_mismatch):
-        raise WsovvisError(report.summary())
-    log.info("%s", report.summary())
+    share = report.loaded / max(len(own), 1)
+    problems = [(name, keys) for name, keys in (("missing from the file", report.missing),
+                                                 ("unexpected in the file", report.unexpected),
+                                                 ("of another shape", report.shape_mismatch)) if keys]
+    if problems and strict:
+        listing = "\n".join(f"  {len(keys)} {name}: {group_by_module(keys)}" for name, keys in problems)
+        raise WsovvisError(
+            f"{path}: {fmt} checkpoint does not fit the model ({report.loaded} of {len(own)} model tensors "
+            f"filled):\n{listing}\nIs model= / model.num_classes / model.backbone right? To load the matching "
+            "tensors anyway and keep the others as initialised, set model.weights_strict=false"
+        )
+    if share < min_share:
+        raise WsovvisError(
+            f"{path}: {fmt} checkpoint fills only {report.loaded} of {len(own)} model tensors ({share:.0%}, "
+            f"below model.min_weights_share={min_share:g}): it is probably not a checkpoint of this model "
+            f"({report.summary()}); set model.min_weights_share=0 to accept it"
+        )
+    model.load_state_dict(to_load, strict=False)
+    if problems:
+        log.warning("%s (model.weights_strict=false: these tensors keep their initial values)", report.summary())
+    else:
+        log.info("%s", report.summary())
     return report
