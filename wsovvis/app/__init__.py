@@ -1,0 +1,1 @@
+"""The web app (`wsovvis app`): Gradio tabs over autolabel, review and run metrics."""
