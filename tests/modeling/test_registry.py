@@ -11,8 +11,16 @@ from wsovvis.modeling import build_model
 from wsovvis.modeling.registry import list_models, register_model
 
 # name -> (config file, overrides) small enough for a CPU forward
+MASKRCNN_TINY = {
+    "num_classes": 5, "backbone.name": "tiny_cnn", "backbone.width": 8, "maskrcnn.fpn_channels": 32,
+    "maskrcnn.representation_size": 64, "maskrcnn.anchor_sizes": [8, 16, 32, 64, 128],
+    "maskrcnn.rpn_post_nms_top_n_train": 200, "maskrcnn.box_batch_size_per_image": 64,
+    "inference.test_size": 64, "inference.max_size": 128,
+}
 TINY = {
     "seqformer": ("seqformer_tiny", {}),
+    "maskrcnn": ("maskrcnn_r50", MASKRCNN_TINY),
+    "maskrcnn_v2": ("maskrcnn_r50_v2", MASKRCNN_TINY),
 }
 
 

@@ -66,7 +66,10 @@ def run_inference(model, postprocessor, val: YTVISVideoDataset, index_to_id: lis
     results, dropped = [], 0
     for i in tqdm(mine, desc=desc, unit="video", disable=not (progress and rank == 0), leave=False):
         v = val.videos[i]
-        for p in predict_video(model, postprocessor, val.frames(i)):
+        # a model family with its own video inference (Mask R-CNN: per-frame detections linked) provides it
+        preds = (postprocessor.predict_video(model, val.frames(i)) if hasattr(postprocessor, "predict_video")
+                 else predict_video(model, postprocessor, val.frames(i)))
+        for p in preds:
             k = p["category_index"]
             if not 0 <= k < len(index_to_id):
                 dropped += 1

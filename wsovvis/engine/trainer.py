@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from wsovvis.data.collate import to_device
 from wsovvis.engine import distributed as du
-from wsovvis.engine.checkpoint import Checkpointer, load_file, rng_state, set_rng_state
+from wsovvis.engine.checkpoint import Checkpointer, load_file, restore_model, rng_state, set_rng_state
 from wsovvis.engine.config import check_eval_only
 from wsovvis.engine.data import build_train_dataset, build_train_loader, build_val_dataset
 from wsovvis.engine.evaluation import check_eval_setup, evaluate_results, run_inference
@@ -55,6 +55,7 @@ class Context:
     config: dict
     sacred_run: Any = None
     builder: Callable = default_builder
+    out_dir: Path | None = None  # where inference/ goes when not the run directory (an eval-only record)
 
 
 def seed_everything(seed: int, rank: int) -> None:
@@ -131,8 +132,8 @@ class Trainer:
         if self.cfg.resume and latest is None:
             raise WsovvisError(f"{self.ctx.run_dir / 'checkpoints'}: resume requested but there is no checkpoint")
         if latest is not None:
-            ckpt = load_file(latest, map_location=self.device)
-            unwrap(self.model).load_state_dict(ckpt["model"])
+            ckpt = load_file(latest, map_location=self.device, trust_pickle=self.cfg.model.trust_pickle)
+            restore_model(unwrap(self.model), ckpt, latest, self.ctx.config)
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scheduler.load_state_dict(ckpt["scheduler"])
             self.scaler.load_state_dict(ckpt["scaler"])
@@ -241,7 +242,9 @@ class Trainer:
             sync = contextlib.nullcontext() if last or self.world == 1 else self.model.no_sync()
             with sync:
                 with _autocast(self.cfg, self.device):
-                    outputs = self.model(images, sizes)
+                    # models that compute their losses inside forward (Mask R-CNN) also take the targets
+                    extra = (targets,) if getattr(unwrap(self.model), "needs_targets", False) else ()
+                    outputs = self.model(images, sizes, *extra)
                     loss_dict = self.criterion(outputs, targets)
                 loss = _weighted_loss(loss_dict, weights)
                 values = {n: float(v.detach()) for n, v in loss_dict.items()}
@@ -305,7 +308,7 @@ def run(cfg, ctx: Context) -> dict:
                                 desc=f"eval@{iteration}")
         metrics = {}
         if rank == 0:
-            metrics = evaluate_results(cfg, results, val, ctx.run_dir, iteration, writer)
+            metrics = evaluate_results(cfg, results, val, ctx.out_dir or ctx.run_dir, iteration, writer)
         final = du.broadcast_object(metrics)
         set_rng_state(state)
         return final

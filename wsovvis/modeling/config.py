@@ -92,6 +92,27 @@ class ModelConfig:
     matcher: MatcherConfig = field(default_factory=MatcherConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+@dataclass
+class MaskRCNNConfig:
+    """Options of the Mask R-CNN models (``name: maskrcnn`` / ``maskrcnn_v2``); SeqFormer ignores them."""
+
+    fpn_channels: int = 256
+    representation_size: int = 1024  # box head MLP width
+    anchor_sizes: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])  # one per FPN level
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_train: int = 2000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_test: int = 1000
+    rpn_nms_thresh: float = 0.7
+    box_batch_size_per_image: int = 512
+    box_positive_fraction: float = 0.25  # CutLER
+    detections_per_img: int = 100
+    droploss: bool = False  # CutLER DropLoss: no class loss for RoIs whose predicted box misses every GT
+    droploss_iou: float = 0.01  # ... i.e. max IoU <= this
+    link_iou: float = 0.3  # video inference: mask IoU to continue a tube in the next frame
+    link_max_age: int = 1  # frames a tube may miss before it ends
+
+
 
 
 def _model_node(cfg: Any) -> Any:
@@ -114,6 +135,7 @@ def to_model_config(cfg: Any) -> ModelConfig:
 
     node = _model_node(cfg)
     if isinstance(node, ModelConfig):
+    maskrcnn: MaskRCNNConfig = field(default_factory=MaskRCNNConfig)
         return node
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), node)

@@ -18,7 +18,7 @@ Builder = Callable[[Any], tuple[Any, Any, Any]]
 _MODELS: dict[str, Builder] = {}
 
 # Modules whose import registers builders (the first call of `ensure_registered` imports them).
-BUILDER_MODULES = ("wsovvis.modeling.build",)
+BUILDER_MODULES = ("wsovvis.modeling.build", "wsovvis.modeling.maskrcnn.build")
 
 
 def register_model(name: str) -> Callable[[Builder], Builder]:
