@@ -71,14 +71,25 @@ def check_smoke_run_directory(smoke):
 
 
 def check_eval_only_resume_reuses_the_run_directory(smoke, train_data):
+    """eval_only with nothing but resume: the run's saved config is used (tiny model, its data, its
+    2 val videos), the final metrics come back exactly, and no file of the run is rewritten."""
     base, run, _ = smoke
     before = json.loads((run / "inference" / "results.json").read_text())
-    r = run_train(["debug=cpu_smoke", "with", *data_args(train_data), *SMOKE[1:], "eval_only=True", f"resume={run}",
-                   "-F", str(base / "runs"), "-c", "no"], cwd=base)
+    metrics_before = json.loads((run / "inference" / "metrics.json").read_text())["metrics"]
+    saved = {name: (run / name).read_bytes() for name in ("config.yaml", "provenance.json", "run.json", "config.json")}
+    r = run_train(["with", "eval_only=True", f"resume={run}", "progress=False", "-F", str(base / "runs"), "-c", "no"],
+                  cwd=base)
     assert r.returncode == 0, r.stderr[-3000:]
     assert sorted(p.name for p in (base / "runs").iterdir() if p.name.isdigit()) == ["1"]
-    assert (run / "run.1.json").is_file() and len(json.loads((run / "provenance.json").read_text())) == 2
-    assert json.loads((run / "inference" / "results.json").read_text()) == before  # same weights, same results
+    assert {name: (run / name).read_bytes() for name in saved} == saved  # byte-identical
+    record = run / "invocations" / "2"
+    assert json.loads((record / "run.json").read_text())["status"] == "COMPLETED"
+    prov = json.loads((record / "provenance.json").read_text())
+    assert prov[0]["eval_only"] is True and prov[0]["run_dir"] == str(run)
+    assert "eval_only: true  # command line" in (record / "config.yaml").read_text()
+    assert json.loads((record / "inference" / "results.json").read_text()) == before  # same weights, same results
+    assert json.loads((record / "inference" / "metrics.json").read_text())["metrics"] == metrics_before
+    assert json.loads((run / "inference" / "results.json").read_text()) == before  # the run's own results kept
     assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "model_final.pth"
 
 

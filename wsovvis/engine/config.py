@@ -1,8 +1,10 @@
-"""Schemas of the training config: every group except ``model`` (validated by `ModelConfig`).
+"""The typed schema of the training config: `TrainConfig` and its groups (``model`` is
+`wsovvis.modeling.config.ModelConfig`). These dataclasses hold every default, in one place.
 
-The composed config (Hydra groups + Sacred updates) is a plain dict; `build_train_config`
-validates it into a `TrainConfig` with `wsovvis.engine.schema.from_dict`, so that an unknown
-key or a wrong type fails before anything runs.
+The composed config (`wsovvis.engine.compose.compose_run`) is a plain dict; `build_train_config`
+validates it ONCE into a `TrainConfig` with `wsovvis.engine.schema.from_dict` (model included), so
+that an unknown key or a wrong type fails before anything runs. ``train_config_dict`` is the inverse;
+``build_train_config(train_config_dict(c)) == c`` for every composed config (tested).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, Literal
 
 from wsovvis.engine.schema import from_dict, to_dict
 from wsovvis.errors import WsovvisError
+from wsovvis.modeling.config import ModelConfig
 
 
 @dataclass
@@ -124,7 +127,7 @@ class FailureInjection:
 
 @dataclass
 class TrainConfig:
-    model: Any = None  # validated by wsovvis.modeling.config.ModelConfig
+    model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     input: InputConfig = field(default_factory=InputConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
@@ -140,9 +143,10 @@ class TrainConfig:
     output_root: str = "runs/wsovvis"  # base directory of run directories when -F is not given
     resume: bool | str = False  # True: newest run with a checkpoint under the base; or a run directory
     eval_only: bool = False
-    d2_opts: list[Any] = field(default_factory=list)
+    d2_opts: list[Any] = field(default_factory=list)  # detectron2-style [KEY, VALUE, ...] (wsovvis.engine.d2_config)
+    d2_cfg_path: str | None = None  # a detectron2/VNext YAML (and its _BASE_ chain) read as one config layer
     num_threads: int = 0  # torch intra-op threads per process; 0 = torch's default (all cores / processes)
-    log_period: int = 10
+    log_period: int = 20  # iterations between logged training rows
     plots: bool = True
     progress: bool = True
     inject_failure: FailureInjection = field(default_factory=FailureInjection)
@@ -163,28 +167,9 @@ def check_eval_only(cfg: TrainConfig) -> None:
                            "or model.weights=PATH")
 
 
-def model_config_class():
-    """The modeling package's `ModelConfig` dataclass."""
-    from wsovvis.modeling.config import ModelConfig
-
-    return ModelConfig
-
-
-def validate_model(model: Any, where: str = "config") -> Any:
-    """``model`` dict -> `ModelConfig` (unknown keys / wrong types fail like the other groups)."""
-    cls = model_config_class()
-    if isinstance(model, cls):
-        return model
-    if model is None:
-        raise WsovvisError(f"{where}: no 'model' group selected (e.g. model=seqformer_tiny)")
-    return from_dict(cls, model, where=where, path="model")
-
-
 def build_train_config(cfg: dict, where: str = "config") -> TrainConfig:
-    """Validate a plain dict (after `wsovvis.engine.compose` mapped legacy keys) into a `TrainConfig`."""
-    tc = from_dict(TrainConfig, cfg, where=where)
-    tc.model = validate_model(cfg.get("model"), where)
-    return tc
+    """Validate a plain dict (the output of `wsovvis.engine.compose.compose_run`) into a `TrainConfig`."""
+    return from_dict(TrainConfig, cfg, where=where)
 
 
 def train_config_dict(tc: TrainConfig) -> dict:

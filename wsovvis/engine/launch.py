@@ -3,15 +3,20 @@
 `main(argv)` returns the exit code; `run_training(argv)` is the Python entry (the demo calls it) and
 returns ``(run_dir, final metrics)``. Steps:
 
-1. ``group=option`` tokens go to Hydra's compose API over ``configs/`` (`wsovvis.engine.compose`);
-   the rest is Sacred's command line (``with`` files and updates, ``-F``, ``-c``, ``print_config``...).
-2. The composed config, completed with every schema default, becomes Sacred's config; ``with``
-   updates are checked key by key (unknown key -> the closest valid one), ``d2_opts`` are mapped
-   and the result is validated (`wsovvis.engine.config`) before anything is created.
-3. Only global rank 0 attaches the file observer, which creates the run directory once
-   (``<-F dir>/<n>``, or the resumed one); it saves ``config.yaml`` and ``provenance.json``.
-4. ``num_gpus=N`` spawns local ranks 1..N-1 (this process is local rank 0); under ``torchrun``
-   each process is one rank. Every rank gets the run directory and resolved config from rank 0.
+1. Compose in one pass (`wsovvis.engine.compose.compose_run`): ``group=option`` tokens go to Hydra's
+   compose API over ``configs/``, then ``d2_cfg_path``, ``with`` files, ``key=value`` and ``d2_opts``
+   (unknown key -> the closest valid one); every key keeps its source. The rest of argv is Sacred's
+   (``-F``, ``-c``, ``print_config``...).
+2. ``resume`` / ``eval_only`` of a run directory: its saved ``config.yaml`` is the base; only keys
+   given on this command line (``key=value``, ``group=option``) replace saved values; every
+   difference is printed (`rebase_on_saved`).
+3. The result is validated ONCE (`wsovvis.engine.config.build_train_config`) before anything is
+   created, then handed to Sacred as its config (no Sacred updates: nothing is merged twice).
+4. Only global rank 0 attaches the file observer, which creates the run directory once
+   (``<-F dir>/<n>``); a later invocation of the same run writes its record to
+   ``<run>/invocations/<k>/`` (`wsovvis.engine.run_dir`). It saves ``config.yaml`` and ``provenance.json``.
+5. ``num_gpus=N`` spawns local ranks 1..N-1 (this process is local rank 0); under ``torchrun``
+   each process is one rank. Every rank gets the run directory and the validated config from rank 0.
 
 Exit codes: 0 done, 2 bad input (``error: <message>``), 1 any other failure (traceback printed
 and written to ``<run>/traceback.txt``), 130 interrupted.
@@ -19,7 +24,6 @@ and written to ``<run>/traceback.txt``), 130 interrupted.
 
 from __future__ import annotations
 
-import copy
 import multiprocessing as mp
 import os
 import sys
@@ -29,16 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from wsovvis.engine import distributed as du
-from wsovvis.engine.compose import (
-    apply_d2_opts,
-    check_update_keys,
-    compose,
-    config_groups,
-    deep_merge,
-    diff_configs,
-    parse_updates,
-    split_argv,
-)
+from wsovvis.engine.compose import ComposedConfig, compose_run, config_groups, split_argv
 from wsovvis.engine.config import build_train_config, check_eval_only, train_config_dict
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.logging import get_logger, setup_logging
@@ -51,15 +46,6 @@ PROG = "train_seqformer_pseudo.py"
 
 class RankFailure(RuntimeError):
     """Another rank failed first; its traceback is in the run directory."""
-
-
-def _plain(x: Any) -> Any:
-    """Sacred's read-only containers -> plain dicts/lists."""
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
 
 
 def _device_and_backend(cfg, local_rank: int):
@@ -77,26 +63,26 @@ def _device_and_backend(cfg, local_rank: int):
     return torch.device("cpu"), "gloo"
 
 
-def run_rank(info: du.DistInfo, resolved: dict, run_dir: str | None, sacred_run: Any, builder: Callable | None):
-    """Body of every rank: join the group, receive run directory + config from rank 0, train."""
+def run_rank(info: du.DistInfo, cfg, resolved: dict, run_dir: str | None, sacred_run: Any, builder: Callable | None,
+             out_dir: str | None = None):
+    """Body of every rank: join the group, receive run directory + validated config from rank 0, train."""
     import torch
 
     from wsovvis.engine import trainer
 
-    cfg = build_train_config(resolved)
     device, backend = _device_and_backend(cfg, info.local_rank)
     info.backend, info.timeout_s = backend, cfg.dist_timeout_s
     try:
         du.init_group(info)
-        run_dir, resolved = du.broadcast_object((run_dir, resolved))
-        cfg = build_train_config(resolved)
+        run_dir, out_dir, cfg, resolved = du.broadcast_object((run_dir, out_dir, cfg, resolved))
         if cfg.num_threads > 0:
             torch.set_num_threads(cfg.num_threads)
         elif device.type == "cpu" and info.local_world_size > 1:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.local_world_size))
         ctx = trainer.Context(device=device, run_dir=Path(run_dir), config=resolved,
                               sacred_run=sacred_run if info.rank == 0 else None,
-                              builder=builder or trainer.default_builder)
+                              builder=builder or trainer.default_builder,
+                              out_dir=Path(out_dir) if out_dir else None)
         return trainer.run(cfg, ctx)
     except BaseException as e:
         if not isinstance(e, KeyboardInterrupt) or info.rank != 0:
@@ -106,11 +92,11 @@ def run_rank(info: du.DistInfo, resolved: dict, run_dir: str | None, sacred_run:
         du.destroy_group()
 
 
-def _spawned_rank(info: du.DistInfo, resolved: dict, run_dir: str, parent_pid: int, builder) -> None:
+def _spawned_rank(info: du.DistInfo, cfg, resolved: dict, run_dir: str, parent_pid: int, builder) -> None:
     setup_logging()
     du.ParentWatchdog(parent_pid).start()
     try:
-        run_rank(info, resolved, run_dir, None, builder)
+        run_rank(info, cfg, resolved, run_dir, None, builder)
     except BaseException as e:
         print(f"[wsovvis] rank {info.rank} failed:\n{du.format_exception(e)}", file=sys.stderr, flush=True)
         sys.stdout.flush()
@@ -118,12 +104,13 @@ def _spawned_rank(info: du.DistInfo, resolved: dict, run_dir: str, parent_pid: i
         os._exit(1)
 
 
-def launch_workers(cfg, resolved: dict, run_dir: str | None, sacred_run: Any, builder: Callable | None) -> dict:
+def launch_workers(cfg, resolved: dict, run_dir: str | None, sacred_run: Any, builder: Callable | None,
+                   out_dir: str | None = None) -> dict:
     env = du.torchrun_env()
     if env is not None:
-        return run_rank(env, resolved, run_dir, sacred_run, builder)
+        return run_rank(env, cfg, resolved, run_dir, sacred_run, builder, out_dir)
     if cfg.world_size == 1:
-        return run_rank(du.DistInfo(), resolved, run_dir, sacred_run, builder)
+        return run_rank(du.DistInfo(), cfg, resolved, run_dir, sacred_run, builder, out_dir)
     if cfg.dist_url == "auto":
         if cfg.num_machines > 1:
             raise WsovvisError("config: num_machines > 1 needs dist_url=tcp://<rank-0 host>:<port>")
@@ -139,7 +126,7 @@ def launch_workers(cfg, resolved: dict, run_dir: str | None, sacred_run: Any, bu
     ctx = mp.get_context("spawn")
     procs = {}
     for local in range(1, cfg.num_gpus):
-        p = ctx.Process(target=_spawned_rank, args=(info(local), resolved, run_dir, os.getpid(), builder),
+        p = ctx.Process(target=_spawned_rank, args=(info(local), cfg, resolved, run_dir, os.getpid(), builder),
                         name=f"wsovvis-rank{base + local}")
         p.start()
         procs[base + local] = p
@@ -155,7 +142,7 @@ def launch_workers(cfg, resolved: dict, run_dir: str | None, sacred_run: Any, bu
     watchdog = du.ChildWatchdog(procs, Path(run_dir) if run_dir else None, on_hard_exit=hard_exit)
     watchdog.start()
     try:
-        result = run_rank(info(0), resolved, run_dir, sacred_run, builder)
+        result = run_rank(info(0), cfg, resolved, run_dir, sacred_run, builder, out_dir)
     except BaseException as e:
         failed = _first_child_failure(procs, watchdog)
         watchdog.stop()
@@ -217,35 +204,29 @@ def _experiment():
     return ex
 
 
-def _sacred_main(config: dict, sacred_run: Any, state: dict) -> dict:
-    from wsovvis.engine.run_dir import make_run_dir, save_provenance
+def _sacred_main(sacred_run: Any, state: dict) -> dict:
+    from wsovvis.engine.run_dir import make_run_dir, next_invocation_dir, save_provenance
 
-    resolved_in = apply_d2_opts(_plain(config))
-    cfg = build_train_config(resolved_in)
-    resolved = train_config_dict(cfg)
+    cfg, resolved = state["cfg"], state["resolved"]
     observer = state["observer"]
-    run_dir = None
+    run_dir = out_dir = None
     if state["global_rank"] == 0:
-        if observer is not None:
-            run_dir = Path(observer.dir).resolve()
-        elif state["resume_dir"] is not None:
+        if state["resume_dir"] is not None:
+            # a later invocation of an existing run: its own numbered record, nothing overwritten
             run_dir = Path(state["resume_dir"]).resolve()
+            record = Path(observer.dir).resolve() if observer is not None else next_invocation_dir(run_dir)
         else:
-            run_dir = make_run_dir(state["base_dir"]).resolve()
-        saved = run_dir / "config.yaml"
-        if saved.is_file():
-            import yaml
-
-            old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
-            diffs = diff_configs(old, resolved, ignore=("resume", "eval_only", "d2_opts"))
-            if diffs:
-                log.warning("%s: config differs from the saved one:\n  %s", saved, "\n  ".join(diffs))
+            run_dir = (Path(observer.dir) if observer is not None else make_run_dir(state["base_dir"])).resolve()
+            record = run_dir
         save_provenance(run_dir, resolved, state["argv"], state["hydra_overrides"], cfg.world_size,
-                        extra={"prog": state["prog"], "resumed": bool(cfg.resume), "eval_only": cfg.eval_only})
-        log.info("run directory: %s", run_dir)
-        state["run_dir"] = run_dir
+                        extra={"prog": state["prog"], "resumed": bool(cfg.resume), "eval_only": cfg.eval_only},
+                        sources=state["sources"], record_dir=record)
+        if record != run_dir and cfg.eval_only:
+            out_dir = str(record)  # eval-only results go to the invocation's record, not over the run's
+        log.info("run directory: %s%s", run_dir, f" (this invocation's record: {record})" if record != run_dir else "")
+        state["run_dir"], state["record_dir"] = run_dir, record
     try:
-        return launch_workers(cfg, resolved, str(run_dir) if run_dir else None, sacred_run, state["builder"])
+        return launch_workers(cfg, resolved, str(run_dir) if run_dir else None, sacred_run, state["builder"], out_dir)
     except BaseException as e:
         if run_dir is not None:
             if not isinstance(e, RankFailure):
@@ -298,34 +279,53 @@ def prepare(argv: Sequence[str], prog: str = PROG, builder: Callable | None = No
         raise WsovvisError(f"command line: cannot parse {' '.join(split.sacred_argv)!r}\n{e}") from e
     if args.get("help") or args.get("--help"):
         return ex, None, {}, args, {"help": True, "usage": usage}
-    updates, file_overrides = parse_updates(list(args["UPDATE"]))
-    overrides = file_overrides + split.hydra_overrides
-    base = compose(overrides)
-    where = f"composed config ({' '.join(overrides) or 'defaults'})"
-    full = train_config_dict(build_train_config(base, where=where))
-    check_update_keys(full, updates, where="config update (with ...)")
-    cfg = build_train_config(apply_d2_opts(deep_merge(copy.deepcopy(full), updates)), where="config")
+    composed = compose_run(split.hydra_overrides, list(args["UPDATE"]))
+    env = du.torchrun_env()
+    global_rank = env.rank if env is not None else _int(composed.config.get("machine_rank")) * _int(
+        composed.config.get("num_gpus"), 1)
+    base_dir = args.get("--file_storage") or composed.config.get("output_root") or "runs/wsovvis"
+    args["--file_storage"] = None  # our observer replaces Sacred's plain -F observer
+    resume = composed.config.get("resume")
+    resume_dir = find_resume_dir(base_dir, resume) if (resume and global_rank == 0) else None
+    if resume_dir is not None and (resume_dir / "config.yaml").is_file():
+        composed = _rebase(resume_dir / "config.yaml", composed)
+    for line in composed.notices:
+        log.warning("%s", line)
+    cfg = build_train_config(composed.config, where="config")  # the one validation
+    resolved = train_config_dict(cfg)
     if not (args.get("COMMAND") and args["COMMAND"] != "wsovvis_train"):
         check_input_paths(cfg)
-    env = du.torchrun_env()
-    global_rank = env.rank if env is not None else cfg.machine_rank * cfg.num_gpus
-    base_dir = args.get("--file_storage") or cfg.output_root
-    args["--file_storage"] = None  # our observer replaces Sacred's plain -F observer
-    resume_dir = find_resume_dir(base_dir, cfg.resume) if (cfg.resume and global_rank == 0) else None
     observer = None
     if global_rank == 0 and not args.get("--unobserved"):
         observer = RunDirObserver(base_dir, resume_dir=resume_dir)
         ex.observers.append(observer)
-    ex.add_config(full)
+    ex.add_config(resolved)
     state = {"observer": observer, "global_rank": global_rank, "base_dir": base_dir, "resume_dir": resume_dir,
-             "argv": argv, "hydra_overrides": overrides, "builder": builder, "prog": prog, "usage": usage,
-             "help": False}
+             "argv": argv, "hydra_overrides": composed.hydra_overrides, "builder": builder, "prog": prog,
+             "usage": usage, "help": False, "cfg": cfg, "resolved": resolved, "sources": composed.sources}
 
     @ex.main
-    def wsovvis_train(_config, _run):
-        return _sacred_main(_config, _run, state)
+    def wsovvis_train(_run):
+        return _sacred_main(_run, state)
 
-    return ex, args.get("COMMAND") or "wsovvis_train", updates, args, state
+    return ex, args.get("COMMAND") or "wsovvis_train", {}, args, state
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _rebase(saved: Path, composed: ComposedConfig) -> ComposedConfig:
+    """Resume / eval-only: the run's saved config, with this command line's explicit keys on top."""
+    from wsovvis.engine.resume_config import rebase_on_saved
+
+    out, applied, ignored = rebase_on_saved(saved, composed)
+    log.warning("%s: continuing this run's saved config%s", saved,
+                "; overridden on the command line:\n  " + "\n  ".join(applied) if applied else " unchanged")
+    if ignored:
+        log.warning("not applied to the saved run (only key=value and group=option on the command line "
+                    "override it):\n  %s", "\n  ".join(ignored))
+    return out
 
 
 def run_training(argv: Sequence[str], prog: str = PROG, builder: Callable | None = None) -> tuple[Path | None, dict]:
