@@ -100,3 +100,19 @@ def test_label_and_classify_bad_input(small, tmp_path, capsys):
     rc = cli_main(["label", "--tubes", str(small["gt"]), "--embeddings", str(out), "--vocab", str(vocab),
                    "--out", str(tmp_path / "l.json"), "--background", "red"])
     assert rc == 2 and "--background names ['red'] are also in the vocabulary" in capsys.readouterr().err
+
+
+def test_label_refuses_a_cache_made_from_other_tubes(small, tmp_path, capsys):
+    out = tmp_path / "emb"
+    assert _embed(small, out) == 0
+    other = tmp_path / "other.json"
+    data = json.loads(small["gt"].read_text())
+    data["annotations"] = data["annotations"][::-1]  # same tubes, other order: track keys would mean other tubes
+    other.write_text(json.dumps(data))
+    vocab = write_vocab_txt(tmp_path / "vocab.txt", ["red", "green"])
+    args = ["label", "--embeddings", str(out), "--vocab", str(vocab), "--out", str(tmp_path / "l.json")]
+    assert cli_main([*args, "--tubes", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: its embeddings were made from" in err and f"not from --tubes {other}" in err
+    assert not (tmp_path / "l.json").exists()
+    assert cli_main([*args, "--tubes", str(small["gt"])]) == 0

@@ -85,7 +85,7 @@ def _video_iou(segs_a: list, segs_b: list) -> float:
     return inter / union if union else 0.0
 
 
-def test_classify_class_agnostic_predictions(videos, tmp_path):
+def test_classify_class_agnostic_predictions(videos, tmp_path, capsys):
     """A class-agnostic 'model': the GT tubes as predictions (score 0.9) plus one spurious background tube
     per video; classification must give per-class results that score high on LV-VIS AP/APb/APn."""
     gt = ytvis.load(videos["gt"])
@@ -108,4 +108,19 @@ def test_classify_class_agnostic_predictions(videos, tmp_path):
     assert stats["AP"] >= 0.9 and stats["base"]["AP"] >= 0.9 and stats["novel"]["AP"] >= 0.9
     rep = json.loads((tmp_path / "classified.rejected.json").read_text())
     assert len(rep["missing_embedding"]) == len(gt.videos)  # the grey patches gave zero vectors
-    assert (tmp_path / "classified.embeddings" / "inst2feat.tsv").is_file()
+    emb = tmp_path / "agnostic_results.embeddings"  # keyed by the results file, not by --out
+    assert (emb / "inst2feat.tsv").is_file()
+    before = {p.name: p.stat().st_mtime_ns for p in emb.glob("*.npy")}
+    # again into another --out, without --model: the recorded model is used and nothing is re-embedded
+    out2 = tmp_path / "again.json"
+    assert cli_main(["classify", "--results", str(res), "--videos", str(videos["gt"]), "--img_root",
+                     str(videos["img_root"]), "--vocab", str(videos["gt"]), "--out", str(out2), "--topk", "3",
+                     "--num_workers", "0", "--no_progress"]) == 0
+    assert json.loads(out2.read_text()) == classified
+    assert {p.name: p.stat().st_mtime_ns for p in emb.glob("*.npy")} == before
+    # another model against that cache is an error naming both models
+    assert cli_main(["classify", "--results", str(res), "--videos", str(videos["gt"]), "--img_root",
+                     str(videos["img_root"]), "--vocab", str(videos["gt"]), "--out", str(out2), "--model",
+                     "colorhist:4", "--num_workers", "0", "--no_progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--model colorhist:4 differs from the model colorhist:" in err and str(emb) in err

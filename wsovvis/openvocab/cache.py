@@ -109,6 +109,15 @@ def recorded_weights_file(root: str | os.PathLike) -> dict | None:
         return None
 
 
+def recorded_model(root: str | os.PathLike) -> str | None:
+    """The model spec of the embeddings already in ``root`` (None when it holds none)."""
+    path = Path(root) / META_NAME
+    if not path.is_file() or not any(_FEAT_RE.match(p.name) for p in Path(root).iterdir()):
+        return None
+    model = read_json(path, "embedding cache meta").get("model")
+    return model if isinstance(model, str) else None
+
+
 def load_feats(paths: list[Path], dim: int) -> np.ndarray:
     """Stack ``.npy`` files -> float32 ``[N, dim]``; a wrong shape names the file."""
     out = np.zeros((len(paths), dim), dtype=np.float32)

@@ -18,10 +18,12 @@ from collections import Counter
 from pathlib import Path
 
 from wsovvis.data import ytvis
+from wsovvis.errors import WsovvisError
 from wsovvis.openvocab import sources
-from wsovvis.openvocab.cache import load_feats, read_index, recorded_weights_file
+from wsovvis.openvocab.cache import load_feats, read_index, recorded_model, recorded_weights_file
 from wsovvis.openvocab.embed import embed_source
 from wsovvis.openvocab.embed_cli import add_crop_arguments, add_model_arguments, build_from_args, crop_settings
+from wsovvis.openvocab.embedder import DEFAULT_SPEC
 from wsovvis.openvocab.label_cli import add_naming_arguments, name_instances, report_path, vocab_text
 from wsovvis.openvocab.vocab import load_vocab
 from wsovvis.utils.io import atomic_write_json
@@ -37,18 +39,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="YouTube-VIS JSON listing the videos' frames (the GT or the images-only split file)")
     parser.add_argument("--img_root", required=True, help="frames folder (<img_root>/<file_name>)")
     parser.add_argument("--out", required=True, help="per-class results JSON for `wsovvis eval --flavor lvvis`")
-    parser.add_argument("--embeddings", default=None, help="embedding cache folder (default: <out stem>.embeddings)")
+    parser.add_argument("--embeddings", default=None,
+                        help="embedding cache folder (default: <results stem>.embeddings beside --results, so "
+                             "classifying the same results again, into any --out, reuses it)")
     parser.add_argument("--score_mode", choices=SCORE_MODES, default="product",
                         help="output score: model score x class probability (product) or the probability (class)")
     add_naming_arguments(parser)
-    add_model_arguments(parser)
+    add_model_arguments(parser, recorded_default=True)
     add_crop_arguments(parser)
+
+
+def model_spec(given: str | None, emb_dir: Path, overwrite: bool) -> str:
+    """The model to embed with: the one that made ``emb_dir``'s embeddings; ``--model`` must agree with it."""
+    recorded = recorded_model(emb_dir)
+    if given is None:
+        if recorded:
+            log.info("classify: model %s, as recorded in %s", recorded, emb_dir)
+        return recorded or DEFAULT_SPEC
+    if recorded and given != recorded and not overwrite:
+        raise WsovvisError(f"--model {given} differs from the model {recorded} that made the embeddings in {emb_dir}; "
+                           f"drop --model (or pass --model {recorded}), or use another --embeddings / --overwrite")
+    return given
 
 
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    emb_dir = Path(args.embeddings) if args.embeddings else out.with_name(f"{out.stem}.embeddings")
+    res_path = Path(args.results)
+    emb_dir = Path(args.embeddings) if args.embeddings else res_path.with_name(f"{res_path.stem}.embeddings")
     vocab = load_vocab(args.vocab)
+    args.model = model_spec(args.model, emb_dir, args.overwrite)
     embedder = build_from_args(args, recorded_weights_file(emb_dir))
     stats = embed_source(
         "results", args.results, emb_dir, embedder, img_root=args.img_root, videos=args.videos,

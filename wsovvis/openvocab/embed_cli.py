@@ -18,11 +18,13 @@ from wsovvis.openvocab.embed import CropSettings, embed_source
 from wsovvis.openvocab.embedder import DEFAULT_SPEC, Embedder, build_embedder
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, recorded_default: bool = False) -> None:
+    """``recorded_default``: ``--model`` defaults to the model recorded in an existing cache (then DEFAULT_SPEC)."""
     g = parser.add_argument_group("model")
-    g.add_argument("--model", default=DEFAULT_SPEC,
-                   help=f"model spec '<scheme>:<name>': openclip:<open_clip config> or colorhist:[bins] "
-                        f"(default {DEFAULT_SPEC})")
+    g.add_argument("--model", default=None if recorded_default else DEFAULT_SPEC,
+                   help="model spec '<scheme>:<name>': openclip:<open_clip config> or colorhist:[bins] (default "
+                        + ("the model that made the embedding cache, else " if recorded_default else "")
+                        + f"{DEFAULT_SPEC})")
     g.add_argument("--weights", default=None, help="local weights file of the model (nothing is downloaded)")
     g.add_argument("--pretrained_tag", default=None,
                    help="which published weights --weights holds (e.g. webli, openai, dfn2b): sets the matching "

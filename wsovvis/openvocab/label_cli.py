@@ -24,6 +24,7 @@ from wsovvis.errors import WsovvisError
 from wsovvis.openvocab import sources
 from wsovvis.openvocab.attribute import Attribution, attribute, class_probs
 from wsovvis.openvocab.cache import load_feats, read_index
+from wsovvis.openvocab.embed import file_sha256
 from wsovvis.openvocab.embedder import Embedder, build_embedder
 from wsovvis.openvocab.vocab import Vocabulary, load_templates, load_vocab, text_embeddings
 from wsovvis.utils.io import atomic_write_json
@@ -99,6 +100,19 @@ def report_path(out: str | Path, suffix: str) -> Path:
     return out.with_name(f"{out.stem}.{suffix}.json")
 
 
+def check_source(emb_dir, meta: dict, tubes) -> None:
+    """The cache's embeddings must come from this very tubes file: its track keys mean nothing for another."""
+    want = meta.get("source_sha256")
+    if not want:
+        raise WsovvisError(f"{emb_dir}: the embedding cache records no source file hash (made by an older "
+                           f"wsovvis?); re-run `wsovvis embed --tubes {tubes} --out {emb_dir} --overwrite`")
+    got = file_sha256(tubes)
+    if got != want:
+        raise WsovvisError(f"{emb_dir}: its embeddings were made from {meta.get('source')} (sha256 {want[:12]}...), "
+                           f"not from --tubes {tubes} (sha256 {got[:12]}...); re-run `wsovvis embed --tubes {tubes} "
+                           "--out DIR` for these tubes")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tubes", required=True, help="YouTube-VIS JSON of (class-agnostic) tubes")
     parser.add_argument("--embeddings", required=True, help="cache folder written by `wsovvis embed --tubes`")
@@ -114,6 +128,7 @@ def main(args: argparse.Namespace) -> int:
     index, meta = read_index(args.embeddings)
     if meta.get("kind") != "video":
         raise WsovvisError(f"{args.embeddings}: holds {meta.get('kind')} embeddings, not video tubes")
+    check_source(args.embeddings, meta, args.tubes)
     vocab = load_vocab(args.vocab)
     cache_dir = Path(args.text_cache) if args.text_cache else Path(args.embeddings) / "text"
     text = vocab_text(args, meta, vocab, cache_dir, text_builder(meta, args.weights, args.tokenizer, args.device))
