@@ -41,7 +41,7 @@ ARCH_CHOICES = ("auto", "classic", "dino_vits8", "dino_vitb8", "dino_vits16", "d
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--img_root", required=True, help="folder of <video>/ folders of frames")
     p.add_argument("--out", required=True, help="output folder: masks/, manifest/, logs/")
-    p.add_argument("--engine", default="maskcut", choices=("maskcut", "videocutler"))
+    p.add_argument("--engine", default="maskcut", choices=("maskcut", "videocutler", "owlv2_sam2"))
     p.add_argument("--arch", default="auto", choices=ARCH_CHOICES,
                    help="maskcut features: auto = classic (weight-free) without --weights, dino_vitb8 with")
     p.add_argument("--weights", help="local checkpoint: a DINO/DINOv2 .pth (maskcut) or videocutler_m2f_rn50.pth")
@@ -56,6 +56,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", type=int, default=8, help="videocutler frames shared by consecutive windows")
     p.add_argument("--cutler_root", default="third_party/CutLER", help="CutLER checkout (videocutler engine)")
     p.add_argument("--device", help="torch device (default: cuda if available)")
+    g = p.add_argument_group("owlv2_sam2 engine (text-prompted tubes with categories)")
+    from wsovvis.autolabel.cli import add_model_arguments
+
+    add_model_arguments(g)
+    g.add_argument("--key_every", type=int, default=5, help="detect on every k-th frame (and the first) (5)")
     p.add_argument("--shard_index", type=int, default=0)
     p.add_argument("--num_shards", type=int, default=1)
     p.add_argument("--workers", type=int, default=1, help="processes for this shard (default 1)")
@@ -69,6 +74,10 @@ def _child_argv(args: argparse.Namespace, index: int, num: int) -> list[str]:
     skip = {"shard_index", "num_shards", "workers", "gpus", "no_progress", "verbose"}
     for k, v in vars(args).items():
         if k in skip or v is None:
+            continue
+        if isinstance(v, list):  # repeatable flags (--class_threshold)
+            for x in v:
+                argv += [f"--{k}", str(x)]
             continue
         argv += [f"--{k}", str(v)]
     return argv

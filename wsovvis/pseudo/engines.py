@@ -1,7 +1,7 @@
 """``build_engine(cfg)``: the only place that turns pseudo-tube settings into an engine.
 
 ``cfg`` keys (an argparse Namespace or a dict; missing keys take the defaults of `DEFAULTS`):
-``engine`` (``maskcut`` | ``videocutler``), ``arch`` (``classic`` or a ViT of
+``engine`` (``maskcut`` | ``videocutler`` | ``owlv2_sam2``), ``arch`` (``classic`` or a ViT of
 `wsovvis.pseudo.vit_features.VIT_ARCHS`), ``weights``, ``tau``, ``num_cuts``, ``refine``,
 ``short_side``, ``conf``, ``clip_len``, ``overlap``, ``cutler_root``, ``device``.
 
@@ -23,7 +23,7 @@ from wsovvis.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-ENGINES = ("maskcut", "videocutler")
+ENGINES = ("maskcut", "videocutler", "owlv2_sam2")
 DEFAULTS: dict[str, Any] = {
     "engine": "maskcut", "arch": "auto", "weights": None, "tau": None, "num_cuts": None, "refine": "guided",
     "short_side": None, "conf": 0.8, "clip_len": 64, "overlap": 8, "cutler_root": "third_party/CutLER",
@@ -44,6 +44,10 @@ def build_engine(cfg: Namespace | dict):
     name = _get(cfg, "engine")
     if name not in ENGINES:
         raise WsovvisError(f"unknown --engine {name!r}; choose from {', '.join(ENGINES)}")
+    if name == "owlv2_sam2":  # text-prompted, category-labelled tubes; its settings: build_owlv2_sam2
+        from wsovvis.pseudo.owlv2_sam2 import build_owlv2_sam2
+
+        return build_owlv2_sam2(cfg)
     weights = _get(cfg, "weights")
     if name == "videocutler":
         from wsovvis.pseudo.videocutler import CutLERPredictor, VideoCutLEREngine
