@@ -22,6 +22,7 @@ import torch
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.io import atomic_write_bytes
 from wsovvis.utils.logging import get_logger
+from wsovvis.utils.safe_load import load_untrusted
 
 log = get_logger(__name__)
 
@@ -51,14 +52,72 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+def load_file(path: str | Path, map_location: str | torch.device = "cpu", trust_pickle: bool = False) -> dict:
+    """A full training checkpoint, read without running code (`wsovvis.utils.safe_load`).
+
+    Our checkpoints hold only tensors, numbers, strings, plain containers and the numpy RNG state, so a
+    file holding anything else was not written by wsovvis and is refused unless ``trust_pickle``.
+    """
     path = Path(path)
     if not path.is_file():
         raise WsovvisError(f"{path}: checkpoint does not exist")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # truncated / not a torch file
-        raise WsovvisError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from e
+    obj = load_untrusted(path, what="checkpoint", trust_pickle=trust_pickle, map_location=map_location)
+    if not isinstance(obj, dict):
+        raise WsovvisError(f"{path}: not a wsovvis checkpoint (expected a dict, got {type(obj).__name__})")
+    return obj
+
+
+# model options that do not change the network's tensors: they may differ between a run and its resume
+RESUME_FREE_MODEL_KEYS = ("model.inference", "model.weights", "model.weights_strict", "model.min_weights_share",
+                          "model.trust_pickle", "model.msda_impl")
+
+
+def _flat(d: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}"))
+    return out
+
+
+def model_config_differences(saved: dict | None, current: dict | None) -> list[str]:
+    """``"model.key: saved X, now Y"`` for every model option that differs (``RESUME_FREE_MODEL_KEYS`` aside)."""
+    if not isinstance(saved, dict) or not isinstance(current, dict):
+        return []
+    a, b = _flat(saved.get("model", {}), "model"), _flat(current.get("model", {}), "model")
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if k.startswith(RESUME_FREE_MODEL_KEYS) or a.get(k, "<absent>") == b.get(k, "<absent>"):
+            continue
+        out.append(f"{k}: saved {a.get(k, '<absent>')!r}, now {b.get(k, '<absent>')!r}")
+    return out
+
+
+def restore_model(model: torch.nn.Module, ckpt: dict, path: str | Path, current_config: dict | None) -> None:
+    """Load a training checkpoint's weights into ``model`` exactly, or fail naming why.
+
+    A model config that differs from the one the checkpoint was saved with fails first, naming the
+    differing keys (a size mismatch deep inside ``load_state_dict`` would not say which option changed).
+    """
+    diffs = model_config_differences(ckpt.get("config"), current_config)
+    if diffs:
+        raise WsovvisError(f"{path}: the run was saved with another model config; resuming needs the same one. "
+                           f"Differing keys: {'; '.join(diffs[:10])}" + (f" (+{len(diffs) - 10} more)" if
+                                                                         len(diffs) > 10 else ""))
+    sd = ckpt.get("model")
+    if not isinstance(sd, dict):
+        raise WsovvisError(f"{path}: not a wsovvis training checkpoint (no 'model' state dict)")
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in sd and isinstance(sd[k], torch.Tensor) and sd[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = [f"{len(x)} {n} (e.g. {', '.join(x[:4])})" for n, x in
+                 (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes)) if x]
+        raise WsovvisError(f"{path}: checkpoint does not fit the model: {'; '.join(parts)}")
+    model.load_state_dict(sd)
 
 
 class Checkpointer:

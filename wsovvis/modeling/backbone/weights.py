@@ -7,7 +7,6 @@ with d2 names (``stem.conv1.weight``, ``res2.0.conv1.norm.running_mean``, ``res3
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from torch import nn
 
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.logging import get_logger
+from wsovvis.utils.safe_load import load_untrusted
 
 log = get_logger(__name__)
 
@@ -56,19 +56,19 @@ def torchvision_to_d2(key: str) -> str:
     return f"res{int(m.group(1)) + 1}.{m.group(2)}.{rest}"
 
 
-def read_resnet_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a torchvision ``.pth`` or detectron2 ``.pkl`` ResNet file into torchvision key names."""
+def read_resnet_state_dict(path: str | Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """Read a torchvision ``.pth`` or detectron2 ``.pkl`` ResNet file into torchvision key names.
+
+    Both go through `wsovvis.utils.safe_load` (arrays, tensors and plain containers only unless
+    ``trust_pickle``).
+    """
     path = Path(path)
     if not path.is_file():
         raise WsovvisError(f"{path}: backbone weights file does not exist (model.backbone.weights)")
     if path.suffix != ".pkl":
-        obj = load_state_dict_file(path, "ResNet weights")
+        obj = load_state_dict_file(path, "ResNet weights", trust_pickle=trust_pickle)
     else:
-        try:
-            with open(path, "rb") as f:
-                obj = pickle.load(f, encoding="latin1")
-        except (pickle.UnpicklingError, EOFError, OSError) as e:
-            raise WsovvisError(f"{path}: unreadable detectron2 pickle: {e}") from e
+        obj = load_untrusted(path, what="detectron2 backbone weights", trust_pickle=trust_pickle)
         if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
             obj = obj["model"]
         if not isinstance(obj, dict):
@@ -90,9 +90,9 @@ def read_resnet_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_resnet_weights(body: nn.Module, path: str | Path) -> None:
+def load_resnet_weights(body: nn.Module, path: str | Path, trust_pickle: bool = False) -> None:
     """Load a ResNet file into a torchvision-layout ``body``; every trunk tensor must be present."""
-    sd = read_resnet_state_dict(path)
+    sd = read_resnet_state_dict(path, trust_pickle)
     own = body.state_dict()
     missing = [k for k in own if k not in sd]
     if missing:
@@ -105,15 +105,15 @@ def load_resnet_weights(body: nn.Module, path: str | Path) -> None:
     log.info("loaded ResNet weights from %s%s", path, f" (ignored {len(ignored)} extra keys)" if ignored else "")
 
 
-def load_state_dict_file(path: str | Path, what: str) -> dict[str, torch.Tensor]:
-    """A ``.pth`` holding a state dict (optionally under ``model``/``state_dict``), errors naming the file."""
+def load_state_dict_file(path: str | Path, what: str, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """A ``.pth`` holding a state dict (optionally under ``model``/``state_dict``), errors naming the file.
+
+    Read by `wsovvis.utils.safe_load.load_untrusted` (no code runs unless ``trust_pickle``).
+    """
     path = Path(path)
     if not path.is_file():
         raise WsovvisError(f"{path}: {what} file does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for corrupt files
-        raise WsovvisError(f"{path}: unreadable {what}: {e}") from e
+    obj = load_untrusted(path, what=what, trust_pickle=trust_pickle)
     if isinstance(obj, dict):
         for key in ("model", "state_dict"):
             if isinstance(obj.get(key), dict):
