@@ -14,10 +14,12 @@ from wsovvis.modeling.config import BackboneConfig, ModelConfig, to_model_config
 from wsovvis.modeling.ops import IMPLS
 from wsovvis.modeling.registry import get_model_builder, register_model
 from wsovvis.modeling.seqformer.checkpoint import load_checkpoint
-from wsovvis.modeling.seqformer.criterion import SetCriterion, build_weight_dict
+from wsovvis.modeling.seqformer.criterion import DISTILL_TYPES, SetCriterion, build_weight_dict
 from wsovvis.modeling.seqformer.matcher import HungarianMatcher
 from wsovvis.modeling.seqformer.model import SeqFormer
 from wsovvis.modeling.seqformer.postprocess import SeqFormerPostProcessor
+from wsovvis.modeling.seqformer.presets import inference_preset
+from wsovvis.modeling.seqformer.text_head import TextClassifier, load_text_vocab
 from wsovvis.modeling.seqformer.transformer import DeformableTransformer
 from wsovvis.utils.logging import get_logger
 
@@ -52,6 +54,30 @@ def build_model(cfg: Any) -> tuple[nn.Module, nn.Module, Any]:
     return get_model_builder(mc.name)(mc)
 
 
+def build_text_head(mc: ModelConfig) -> TextClassifier | None:
+    """``model.class_head=text`` -> a `TextClassifier` over ``model.text_head.embeddings`` (None for linear)."""
+    if mc.class_head == "linear":
+        return None
+    if mc.class_head != "text":
+        raise WsovvisError(f"model.class_head: {mc.class_head!r} is not one of 'linear', 'text'")
+    tc = mc.text_head
+    vocab = load_text_vocab(tc.embeddings) if tc.embeddings else None
+    dim = tc.embed_dim or (vocab.dim if vocab is not None else 0)
+    if not dim:
+        raise WsovvisError("model.class_head=text needs model.text_head.embeddings (a .npy [K, D] of vocabulary "
+                           "text embeddings, e.g. <embeddings>/text/<hash>.npy from `wsovvis label`) or "
+                           "model.text_head.embed_dim")
+    if vocab is not None and tc.embed_dim and vocab.dim != tc.embed_dim:
+        raise WsovvisError(f"{vocab.source}: text embeddings have dimension {vocab.dim} but "
+                           f"model.text_head.embed_dim is {tc.embed_dim}")
+    return TextClassifier(
+        mc.transformer.d_model, dim, mc.transformer.dec_layers,
+        text_embeddings=vocab.embeddings if vocab is not None else None,
+        temperature=tc.temperature, learn_temperature=tc.learn_temperature,
+        normalize_queries=tc.normalize_queries,
+    )
+
+
 @register_model("seqformer")
 def build_seqformer(mc: ModelConfig) -> tuple[SeqFormer, SetCriterion, SeqFormerPostProcessor]:
     """SeqFormer, its set criterion and its clip-stitching postprocessor."""
@@ -66,6 +92,8 @@ def build_seqformer(mc: ModelConfig) -> tuple[SeqFormer, SetCriterion, SeqFormer
         )
     if len(mc.pixel_mean) != 3 or len(mc.pixel_std) != 3:
         raise WsovvisError("model.pixel_mean / model.pixel_std: need 3 values (RGB)")
+    text_head = build_text_head(mc)
+    preset = inference_preset(mc.inference)
     backbone = build_backbone_from_config(mc.backbone)
     transformer = DeformableTransformer(
         d_model=t.d_model,
@@ -86,6 +114,8 @@ def build_seqformer(mc: ModelConfig) -> tuple[SeqFormer, SetCriterion, SeqFormer
         num_queries=t.num_queries,
         pixel_mean=tuple(mc.pixel_mean),
         pixel_std=tuple(mc.pixel_std),
+        text_head=text_head,
+        size_divisibility=preset.size_divisibility,
     )
     if mc.weights:
         load_checkpoint(model, mc.weights, strict=mc.weights_strict, min_share=mc.min_weights_share,
@@ -98,6 +128,13 @@ def build_seqformer(mc: ModelConfig) -> tuple[SeqFormer, SetCriterion, SeqFormer
         "loss_mask": lc.mask_weight,
         "loss_dice": lc.dice_weight,
     }
+    if lc.distill_weight > 0:
+        if text_head is None:
+            raise WsovvisError("model.loss.distill_weight > 0 needs model.class_head=text (the distillation pulls "
+                               "the text-space query embeddings towards the CLIP tube embeddings)")
+        if lc.distill_type not in DISTILL_TYPES:
+            raise WsovvisError(f"model.loss.distill_type: {lc.distill_type!r} is not one of {', '.join(DISTILL_TYPES)}")
+        weights["loss_distill"] = lc.distill_weight
     matcher = HungarianMatcher(
         mc.matcher.cost_class, mc.matcher.cost_bbox, mc.matcher.cost_giou, lc.focal_alpha, lc.focal_gamma
     )
@@ -108,9 +145,11 @@ def build_seqformer(mc: ModelConfig) -> tuple[SeqFormer, SetCriterion, SeqFormer
         focal_alpha=lc.focal_alpha,
         focal_gamma=lc.focal_gamma,
         aux_loss=lc.aux_loss,
+        distill_type=lc.distill_type,
     )
-    ic = mc.inference
+    ic = preset
     post = SeqFormerPostProcessor(
+        preset=ic.preset,
         top_k=ic.top_k,
         multi_cls=ic.multi_cls,
         cls_threshold=ic.cls_threshold,

@@ -201,6 +201,8 @@ def load_checkpoint(model: nn.Module, source, strict: bool = True, min_share: fl
         for k in list(mapped):
             if k.startswith(a) and not k.startswith(b):
                 mapped.setdefault(b + k[len(a) :], mapped[k])
+    if getattr(model, "text_head", None) is not None:  # open-vocabulary head: a clear message for a wrong D
+        model.text_head.check_state_dict(mapped, "text_head.", path)
     num_classes = getattr(model, "num_classes", None)
     to_load = {}
     for k, v in mapped.items():

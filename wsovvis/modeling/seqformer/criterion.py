@@ -25,6 +25,7 @@ from wsovvis.utils.logging import get_logger
 log = get_logger(__name__)
 
 BASE_LOSSES = ("loss_ce", "loss_bbox", "loss_giou", "loss_mask", "loss_dice")
+DISTILL_TYPES = ("cosine", "l1")
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):
@@ -87,8 +88,10 @@ class SetCriterion(nn.Module):
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
         aux_loss: bool = True,
+        distill_type: str = "cosine",
     ):
-        """``weight_dict``: weights of `BASE_LOSSES` and their ``_i`` copies (see `build_weight_dict`)."""
+        """``weight_dict``: weights of `BASE_LOSSES` and their ``_i`` copies (see `build_weight_dict`);
+        a ``loss_distill`` weight turns on `loss_distill` (text head only), ``distill_type`` cosine | l1."""
         super().__init__()
         self.num_classes = num_classes
         self.matcher = matcher
@@ -96,6 +99,9 @@ class SetCriterion(nn.Module):
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
         self.aux_loss = aux_loss
+        if distill_type not in DISTILL_TYPES:
+            raise WsovvisError(f"model.loss.distill_type: {distill_type!r} is not one of {', '.join(DISTILL_TYPES)}")
+        self.distill_type = distill_type
         self._warned_masks = False
 
     # --- one method per loss term -------------------------------------------------------------
@@ -171,6 +177,30 @@ class SetCriterion(nn.Module):
             loss = loss + dice_loss(p, g).sum()
         return {"loss_dice": loss / num_boxes}
 
+    def loss_distill(self, outputs, targets, indices, num_boxes, ctx) -> dict[str, torch.Tensor]:
+        """Matched query embeddings ``query_embeds [B, Q, D]`` vs the cached CLIP tube embeddings of their
+        targets (``embeddings [n, D]``; rows where ``has_embedding [n]`` is False are left out):
+        ``1 - cos`` or the L1 distance of the unit vectors, summed / num_boxes."""
+        emb = outputs.get("query_embeds")
+        if emb is None:
+            raise WsovvisError("model.loss.distill_weight > 0 needs model.class_head=text (no query embeddings)")
+        loss = 0.0 * emb.sum()
+        for b, (src, tgt) in enumerate(indices):
+            if "embeddings" not in targets[b]:
+                raise WsovvisError("model.loss.distill_weight > 0: the training targets carry no tube embeddings "
+                                   "(set data.tube_embeddings to a `wsovvis embed` cache of the training JSON)")
+            if src.numel() == 0:
+                continue
+            t = targets[b]["embeddings"].to(emb.device, emb.dtype)[tgt]
+            keep = targets[b].get("has_embedding")
+            q = F.normalize(emb[b, src.to(emb.device)], dim=-1)
+            t = F.normalize(t, dim=-1)
+            per = 1 - (q * t).sum(-1) if self.distill_type == "cosine" else (q - t).abs().sum(-1)
+            if keep is not None:
+                per = per * keep.to(emb.device)[tgt].to(per.dtype)
+            loss = loss + per.sum()
+        return {"loss_distill": loss / num_boxes}
+
     # ------------------------------------------------------------------------------------------
     def num_boxes(self, targets: list[dict], device: torch.device) -> torch.Tensor:
         n = torch.as_tensor([float(sum(len(t["labels"]) for t in targets))], device=device)
@@ -185,7 +215,10 @@ class SetCriterion(nn.Module):
         indices = self.matcher(view, targets)
         ctx = {"layer": layer, "log": log}
         losses = {}
-        for fn in (self.loss_labels, self.loss_bbox, self.loss_giou, self.loss_mask, self.loss_dice):
+        fns = [self.loss_labels, self.loss_bbox, self.loss_giou, self.loss_mask, self.loss_dice]
+        if "loss_distill" in self.weight_dict:
+            fns.append(self.loss_distill)
+        for fn in fns:
             losses.update(fn(view, targets, indices, num_boxes, ctx))
         return losses, indices
 

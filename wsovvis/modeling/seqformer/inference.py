@@ -8,6 +8,9 @@ API for the training/evaluation code::
     results = [{"video_id": vid, "category_id": ids[p["category_index"]], "score": p["score"],
                 "segmentations": p["segmentations"]} for p in preds]
 
+``postprocessor.preset`` picks the procedure (`wsovvis.modeling.seqformer.presets`): ``default``
+(below), ``vnext`` or ``original`` (the whole video in one pass, as those code bases evaluate).
+
 Keyword options default to the postprocessor's (from ``cfg.model.inference``): ``test_size`` /
 ``max_size`` (detectron2's ResizeShortestEdge), ``clip_length`` / ``clip_overlap`` (frames per
 forward pass and frames shared by consecutive clips; a clip_length at least the video length
@@ -198,9 +201,17 @@ def predict_video(
     p = postprocessor
     test_size = test_size or p.test_size
     max_size = max_size or p.max_size
+    top_k = top_k or p.top_k
+    preset = getattr(p, "preset", "default")
+    if preset in ("vnext", "original"):
+        was_training = model.training
+        model.eval()
+        try:
+            return _predict_whole(model, p, frames, preset, test_size, max_size, top_k)
+        finally:
+            model.train(was_training)
     clip_length = clip_length or p.clip_length
     clip_overlap = p.clip_overlap if clip_overlap is None else clip_overlap
-    top_k = top_k or p.top_k
     max_tracks = max_tracks or p.max_tracks
     if not 0 < clip_overlap < clip_length:
         raise WsovvisError(f"inference: clip_overlap {clip_overlap} must be in 1..clip_length-1 ({clip_length - 1})")
@@ -210,6 +221,70 @@ def predict_video(
         return _predict(model, p, frames, test_size, max_size, clip_length, clip_overlap, top_k, max_tracks)
     finally:
         model.train(was_training)
+
+
+def _read_all(frames: Iterable, size_of) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+    """Every frame resized -> ``[T, 3, h, w]`` float 0..255, the original and the resized size."""
+    clip, orig, size = [], None, None
+    for i, frame in enumerate(frames):
+        arr = np.asarray(frame)
+        if orig is None:
+            if arr.ndim != 3:
+                raise WsovvisError(f"frame 0: expected an RGB array [H, W, 3], got shape {arr.shape}")
+            orig = arr.shape[:2]
+            size = size_of(*orig)
+        elif arr.shape[:2] != orig:
+            raise WsovvisError(f"frame {i}: size {arr.shape[:2]} differs from the first frame's {orig}")
+        clip.append(prepare_frame(arr, size, i))
+    if orig is None:
+        raise WsovvisError("predict_video: the video has no frames")
+    return torch.stack(clip), tuple(orig), tuple(size)
+
+
+def _predict_whole(model, p, frames, preset: str, test_size: int, max_size: float, top_k: int) -> list[dict]:
+    """``vnext`` / ``original`` presets: the whole video in one forward pass (see `presets`)."""
+    from wsovvis.modeling.seqformer.presets import torchvision_resized_shape
+
+    device = next(model.parameters()).device
+    if preset == "original":
+        def size_of(h, w):
+            return torchvision_resized_shape(h, w, test_size)
+    else:
+        def size_of(h, w):
+            return resized_shape(h, w, test_size, max_size)
+    clip, orig, (h, w) = _read_all(frames, size_of)
+    div = getattr(model, "size_divisibility", SIZE_DIVISIBILITY)
+    hp, wp = -(-h // div) * div, -(-w // div) * div
+    images = torch.zeros(1, clip.shape[0], 3, hp, wp, device=device)
+    images[0, :, :, :h, :w] = clip.to(device)
+    del clip
+    outputs = model(images, torch.tensor([[h, w]], device=device))
+    T = images.shape[1]
+    del images
+    out = []
+    if preset == "original":
+        picks = p.select_flat(outputs, 0, top_k)
+        queries = sorted({q for q, _, _ in picks})
+        if not queries:
+            return []
+        from wsovvis.modeling.seqformer.mask_head import dynamic_mask_logits
+
+        qi = torch.tensor(queries, device=device)
+        logits = dynamic_mask_logits(outputs["mask_feats"][0], outputs["mask_params"][0, qi],
+                                     outputs["mask_refs"][0, qi], outputs["image_sizes"][0])  # [k, T, h4, w4]
+        masks = {q: p.resize_straight(logits[j], orig).cpu().numpy() for j, q in enumerate(queries)}
+        for q, score, c in picks:
+            m = masks[q]
+            if not m.any():
+                continue  # the original skips queries whose masks are empty in every frame
+            out.append({"score": score, "category_index": c, "segmentations": rle_utils.encode_stack(m)})
+    else:
+        probs, idx = p.select(outputs, 0, top_k)
+        logits = p.clip_mask_logits(outputs, 0, idx)  # [k, T, hv, wv]
+        masks = p.binarize(logits.flatten(0, 1), (h, w), orig).view(len(idx), T, *orig).cpu().numpy()
+        rles = [rle_utils.encode_stack(m) for m in masks]
+        out = [{"score": s, "category_index": c, "segmentations": rles[r]} for r, s, c in p.expand_classes(probs)]
+    return sorted(out, key=lambda d: -d["score"])
 
 
 def _predict(model, p, frames, test_size, max_size, clip_length, clip_overlap, top_k, max_tracks) -> list[dict]:

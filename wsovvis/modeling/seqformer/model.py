@@ -7,7 +7,9 @@ Call contract (see DEVELOPING.md):
 
 ``outputs`` keys (D decoder layers, Q queries, K classes):
 
-* ``pred_logits [B, Q, K]`` class logits (sigmoid; no "no object" class), last layer.
+* ``pred_logits [B, Q, K]`` class logits (sigmoid; no "no object" class), last layer. With the text
+  head (``model.class_head=text``, `TextClassifier`) ``K`` is the current vocabulary's size and
+  ``query_embeds [B, Q, D]`` (the queries in text-embedding space) is added to every layer's dict.
 * ``pred_boxes [B, Q, T, 4]`` cxcywh normalised by the valid (w, h), last layer.
 * ``mask_params [B, Q, 169]`` dynamic-conv parameters, ``mask_refs [B, Q, T, 2]`` the layer's input
   reference centres (x, y); masks come from `dynamic_mask_logits` for the queries one needs
@@ -29,6 +31,7 @@ from wsovvis.modeling.backbone.registry import downsample_mask
 from wsovvis.modeling.seqformer.mask_head import NUM_DYNAMIC_PARAMS, MaskHead, dynamic_mask_logits
 from wsovvis.modeling.seqformer.mlp import MLP
 from wsovvis.modeling.seqformer.position_encoding import PositionEmbeddingSine
+from wsovvis.modeling.seqformer.text_head import TextClassifier
 from wsovvis.modeling.seqformer.transformer import DeformableTransformer
 from wsovvis.utils.logging import get_logger
 
@@ -49,14 +52,21 @@ class SeqFormer(nn.Module):
         num_queries: int = 300,
         pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53),
         pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375),
+        text_head: TextClassifier | None = None,
+        size_divisibility: int = SIZE_DIVISIBILITY,
     ):
+        """``text_head`` given: it scores the queries (open vocabulary) and ``num_classes`` is its
+        vocabulary size; otherwise a ``Linear(C, num_classes)`` per decoder layer.
+        ``size_divisibility``: inputs are zero-padded to a multiple of it (32 like VNext; 1 = no
+        padding, the original SeqFormer repo's inference)."""
         super().__init__()
         missing = [name for name in _LEVELS if name not in backbone.out_features]
         if missing:
             raise WsovvisError(f"model.backbone: backbone does not return {missing}")
         C = transformer.d_model
         num_dec = len(transformer.decoder.layers)
-        self.num_classes = num_classes
+        self._num_classes = num_classes
+        self.size_divisibility = max(1, int(size_divisibility))
         self.num_queries = num_queries
         self.backbone = backbone
         self.transformer = transformer
@@ -66,7 +76,9 @@ class SeqFormer(nn.Module):
             + [nn.Sequential(nn.Conv2d(in_ch[-1], C, 3, stride=2, padding=1), nn.GroupNorm(32, C))]
         )
         self.query_embed = nn.Embedding(num_queries, 2 * C)
-        self.class_embed = nn.ModuleList(nn.Linear(C, num_classes) for _ in range(num_dec))
+        self.text_head = text_head
+        self.class_embed = None if text_head is not None else nn.ModuleList(
+            nn.Linear(C, num_classes) for _ in range(num_dec))
         self.bbox_embed = nn.ModuleList(MLP(C, C, 4, 3) for _ in range(num_dec))
         self.controller = MLP(C, C, NUM_DYNAMIC_PARAMS, 3)
         self.mask_head = MaskHead(C)
@@ -79,7 +91,7 @@ class SeqFormer(nn.Module):
 
     def _reset_parameters(self) -> None:
         bias = -math.log((1 - 0.01) / 0.01)
-        for lin in self.class_embed:
+        for lin in self.class_embed or []:
             nn.init.constant_(lin.bias, bias)
         for mlp in self.bbox_embed:
             nn.init.constant_(mlp.layers[-1].weight, 0)
@@ -92,6 +104,24 @@ class SeqFormer(nn.Module):
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
 
+    @property
+    def num_classes(self) -> int:
+        return self.text_head.num_classes if self.text_head is not None else self._num_classes
+
+    def set_vocabulary(self, embeddings, source: str = "text embeddings") -> None:
+        """Text head only: score against ``embeddings [K, D]`` from now on (no retraining)."""
+        if self.text_head is None:
+            raise WsovvisError(f"{source}: a vocabulary can only be swapped with model.class_head=text "
+                               "(this model has a linear class head)")
+        self.text_head.set_vocabulary(embeddings, source)
+
+    def classify(self, hs: torch.Tensor, layer: int) -> dict[str, torch.Tensor]:
+        """Instance queries ``[B, Q, C]`` of decoder layer ``layer`` -> ``{"pred_logits"[, "query_embeds"]}``."""
+        if self.text_head is None:
+            return {"pred_logits": self.class_embed[layer](hs)}
+        logits, emb = self.text_head(hs, layer)
+        return {"pred_logits": logits, "query_embeds": emb}
+
     def preprocess(self, images: torch.Tensor, image_sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, T, 3, H, W]`` 0..255 -> normalised ``[B*T, 3, Hp, Wp]`` (padding 0) and mask ``[B*T, Hp, Wp]``."""
         if images.dim() != 5 or images.shape[2] != 3:
@@ -100,7 +130,7 @@ class SeqFormer(nn.Module):
         if image_sizes.shape != (B, 2):
             raise WsovvisError(f"model input: image_sizes must be [{B}, 2], got {tuple(image_sizes.shape)}")
         x = images.flatten(0, 1).to(self.pixel_mean.dtype)
-        ph, pw = (-H) % SIZE_DIVISIBILITY, (-W) % SIZE_DIVISIBILITY
+        ph, pw = (-H) % self.size_divisibility, (-W) % self.size_divisibility
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph))
         Hp, Wp = H + ph, W + pw
@@ -138,7 +168,7 @@ class SeqFormer(nn.Module):
         layers = range(len(hs)) if self.training else [len(hs) - 1]
         per_layer = [
             {
-                "pred_logits": self.class_embed[lid](hs[lid]),
+                **self.classify(hs[lid], lid),
                 "pred_boxes": boxes[lid].permute(0, 2, 1, 3),
                 "mask_params": self.controller(hs[lid]),
                 "mask_refs": refs[lid][..., :2].permute(0, 2, 1, 3),

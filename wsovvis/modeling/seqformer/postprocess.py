@@ -36,8 +36,10 @@ class SeqFormerPostProcessor(nn.Module):
         clip_overlap: int = 5,
         max_tracks: int = 120,
         match_threshold: float = 0.01,
+        preset: str = "default",
     ):
         super().__init__()
+        self.preset = preset  # default | vnext | original (wsovvis.modeling.seqformer.presets)
         self.top_k, self.multi_cls = top_k, multi_cls
         self.cls_threshold, self.mask_threshold = cls_threshold, mask_threshold
         self.test_size, self.max_size = test_size, max_size
@@ -50,6 +52,19 @@ class SeqFormerPostProcessor(nn.Module):
         k = min(top_k or self.top_k, probs.shape[0])
         idx = probs.max(-1).values.topk(k).indices
         return probs[idx], idx
+
+    def select_flat(self, outputs: dict, b: int, top_k: int | None = None) -> list[tuple[int, float, int]]:
+        """Original SeqFormer repo: top-k ``(query, score, class)`` over the flattened ``Q x K`` probabilities."""
+        probs = outputs["pred_logits"][b].sigmoid()
+        K = probs.shape[-1]
+        k = min(top_k or self.top_k, probs.numel())
+        scores, flat = probs.flatten().topk(k)
+        return [(int(i) // K, float(s), int(i) % K) for s, i in zip(scores, flat)]
+
+    def resize_straight(self, logits: torch.Tensor, orig_size: tuple[int, int]) -> torch.Tensor:
+        """Original repo: ``[n, h4, w4]`` stride-4 logits bilinearly resized to ``orig_size``, sigmoid ``> thr``."""
+        x = F.interpolate(logits[:, None].float(), size=tuple(orig_size), mode="bilinear", align_corners=False)
+        return x[:, 0].sigmoid() > self.mask_threshold
 
     def clip_mask_logits(self, outputs: dict, b: int, query_idx: torch.Tensor) -> torch.Tensor:
         """Stride-4 logits ``[k, T, hv, wv]`` of the chosen queries, cropped to the valid region (+1 cell)."""
