@@ -9,8 +9,9 @@ module only reads uploads, turns the page's inputs into those objects and lays o
 from __future__ import annotations
 
 import os
+import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +24,9 @@ from wsovvis.utils.logging import get_logger
 log = get_logger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 DETECTION_COLUMNS = ["frame", "category", "score", "x", "y", "w", "h", "area"]
 COUNT_COLUMNS = ["image", "detections", "per category"]
-MAX_BATCH_IMAGES = 2000  # one page request; bigger sets belong to `wsovvis autolabel`
+MAX_GALLERY = 48  # annotated previews per batch; the ZIP and the table hold every image
 
 
 @dataclass
@@ -163,23 +163,31 @@ def read_media(path: str | os.PathLike, max_frames: int) -> tuple[list[np.ndarra
     return [read_image(path)], ""
 
 
-def list_images(files: Sequence[str], folder: str | None) -> list[Path]:
-    """Uploaded files plus the images of a server folder (sorted); `WsovvisError` when there are none."""
-    paths = [Path(f) for f in files]
-    if folder and folder.strip():
-        root = Path(folder.strip())
-        if not root.is_dir():
-            raise WsovvisError(f"{root}: the image folder does not exist")
-        found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not found:
-            raise WsovvisError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
-        paths += found
-    if not paths:
-        raise WsovvisError("no images: upload some or give a folder on the server")
-    if len(paths) > MAX_BATCH_IMAGES:
-        raise WsovvisError(f"{len(paths)} images: the page labels at most {MAX_BATCH_IMAGES} at once; use "
-                           "`wsovvis autolabel` for larger sets")
-    return paths
+def stage_uploads(files: Sequence[str], folder: Path) -> tuple[list[str], list[str]]:
+    """Put uploaded images into ``folder`` (the input of the folder run); -> (staged names, skipped messages).
+
+    A file without an image extension is skipped with a message (the folder run would ignore it
+    silently); equal names get a numeric prefix.
+    """
+    from wsovvis.autolabel.run import IMAGE_EXTS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    staged, skipped = [], []
+    for f in files:
+        src = Path(f)
+        if src.suffix.lower() not in IMAGE_EXTS:
+            skipped.append(f"{src.name}: not an image ({src.suffix or 'no extension'}; expected "
+                           f"{'/'.join(IMAGE_EXTS)})")
+            continue
+        name, k = src.name, 1
+        while (folder / name).exists():
+            name, k = f"{k}_{src.name}", k + 1
+        try:
+            os.link(src, folder / name)  # same file system (Gradio's cache is under the session root)
+        except OSError:
+            shutil.copyfile(src, folder / name)
+        staged.append(name)
+    return staged, skipped
 
 
 def make_params(threshold: float, mode: str):
@@ -199,11 +207,11 @@ class TestResult:
     annotations: list[list[dict]] = field(default_factory=list)
 
 
-def _annotated_png(image: np.ndarray, anns: list[dict], names: dict[int, str], path: Path) -> str:
-    from wsovvis.autolabel.preview import annotate
+def _annotated_png(image: np.ndarray, anns: list[dict], categories, path: Path) -> str:
+    from wsovvis.autolabel.draw import annotate
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(annotate(image, anns, names)).save(path, format="PNG")
+    Image.fromarray(annotate(image, anns, categories)).save(path, format="PNG")
     return str(path)
 
 
@@ -236,7 +244,7 @@ def run_test(labeler: Labeler, media_path: str | os.PathLike, prompt_text: str, 
                            where=f"{Path(media_path).name}[{t}]")
         all_anns.append(anns)
         caption = f"frame {t}: {len(anns)} detections" if len(frames) > 1 else f"{len(anns)} detections"
-        images.append((_annotated_png(frame, anns, names, run / f"{t:05d}.png"), caption))
+        images.append((_annotated_png(frame, anns, prompts.categories, run / f"{t:05d}.png"), caption))
         for a in anns:
             x, y, w, h = (round(float(v), 1) for v in a["bbox"])
             rows.append([t, names.get(a["category_id"], str(a["category_id"])), round(float(a["score"]), 3),
@@ -257,53 +265,65 @@ class BatchResult:
     zip_path: Path
     rows: list[list]
     note: str
+    coco: dict = field(default_factory=dict)
 
 
 def run_batch(labeler: Labeler, files: Sequence[str], folder: str | None, prompt_text: str, vocab_path,
-              threshold: float, mode: str, max_side: int, out_dir: Path,
-              progress: Callable[[int, int, str], None] | None = None) -> BatchResult:
-    """Label several images; annotated gallery, per-image counts and a ZIP (resized images + coco_export.json).
-
-    A file that is not an image is listed in the table and the note, and the others are still labelled.
+              threshold: float, mode: str, max_side: int, out_dir: Path, *, max_gallery: int = MAX_GALLERY,
+              progress: bool = False) -> BatchResult:
+    """Label several images with the folder run of ``wsovvis autolabel images`` (`run_images`) and
+    write its ZIP (`write_zip`: resized images + ``coco_export.json``); plus an annotated gallery and
+    per-image counts. Uploaded files are staged into a session folder first; a server ``folder`` is
+    labelled in place (its outputs still go to the session folder). Unreadable images are listed, the
+    others labelled.
     """
-    from wsovvis.autolabel.images import coco_export, label_image, write_zip
+    from wsovvis.autolabel.export import write_zip
+    from wsovvis.autolabel.run import run_images
+    from wsovvis.pseudo.frames import read_rgb
 
     labeler.require(mode)
     prompts = prompt_set(prompt_text, vocab_path)
     params = make_params(threshold, mode)
-    paths = list_images(files, folder)
-    names = prompts.names
     run = _fresh_dir(Path(out_dir) / "batch", "run")
-    images, rows, records, bad = [], [], [], []
-    for k, p in enumerate(paths):
-        if progress is not None:
-            progress(k, len(paths), f"labelling {p.name}")
-        try:
-            image = read_image(p)
-        except WsovvisError as e:
-            bad.append(str(e))
-            rows.append([p.name, "", f"skipped: {e}"])
-            continue
-        anns = label_image(image, prompts, labeler.detector, labeler.segmenter if mode == "segment" else None,
-                           params, where=p.name)
-        records.append((p, image, anns))
-        per = {}
-        for a in anns:
-            n = names.get(a["category_id"], str(a["category_id"]))
-            per[n] = per.get(n, 0) + 1
-        rows.append([p.name, len(anns), ", ".join(f"{n}: {c}" for n, c in sorted(per.items()))])
-        images.append((_annotated_png(image, anns, names, run / "annotated" / f"{k:05d}_{p.stem}.png"),
-                       f"{p.name}: {len(anns)}"))
-    if not records:
-        raise WsovvisError("none of the files is an image: " + "; ".join(bad[:3]))
-    if progress is not None:
-        progress(len(paths), len(paths), "writing the ZIP")
-    coco = coco_export(records, prompts, params)
-    zip_path = write_zip(run / "autolabel.zip", records, coco, max_side=max_side)
-    total = sum(len(a) for _, _, a in records)
-    note = f"{total} detection(s) on {len(records)} image(s); ZIP: {zip_path.name}"
-    if bad:
-        note += f"\n{len(bad)} file(s) skipped: {bad[0]}" + (" ..." if len(bad) > 1 else "")
-    if total == 0:
+    skipped: list[str] = []
+    if folder and folder.strip():
+        if files:
+            raise WsovvisError("give either uploaded images or a folder on the server, not both")
+        img_root = Path(folder.strip())
+        if not img_root.is_dir():
+            raise WsovvisError(f"{img_root}: the image folder does not exist on the server")
+    else:
+        if not files:
+            raise WsovvisError("no images: upload some or give a folder on the server")
+        img_root = run / "images"
+        staged, skipped = stage_uploads(files, img_root)
+        if not staged:
+            raise WsovvisError("none of the uploads is an image: " + "; ".join(skipped[:3]))
+    models = {"detector": labeler.detector_spec, "segmenter": labeler.segmenter_spec if mode == "segment" else None}
+    res = run_images(img_root, run / "labels", prompts, labeler.detector,
+                     labeler.segmenter if mode == "segment" else None, params, models, overwrite=True,
+                     progress=progress)
+    zip_path = run / "autolabel.zip"
+    write_zip(zip_path, res.coco, img_root, int(max_side))
+    names = prompts.names
+    rows, images = [], []
+    for rec in res.records:
+        per: dict[str, int] = {}
+        for a in rec["annotations"]:
+            per[names[a["category_id"]]] = per.get(names[a["category_id"]], 0) + 1
+        rows.append([rec["file_name"], len(rec["annotations"]), ", ".join(f"{n}: {c}" for n, c in sorted(per.items()))])
+        if len(images) < max_gallery:
+            png = run / "annotated" / f"{len(images):05d}.png"
+            images.append((_annotated_png(read_rgb(img_root / rec["file_name"]), rec["annotations"],
+                                          prompts.categories, png), f"{rec['file_name']}: {len(rec['annotations'])}"))
+    rows += [[name, "", f"failed: {why}"] for name, why in sorted(res.failed.items())]
+    rows += [[msg.split(":", 1)[0], "", "skipped: " + msg.split(":", 1)[1].strip()] for msg in skipped]
+    note = f"{res.summary()}; ZIP {zip_path.name} (long side {int(max_side)} px)"
+    if len(res.records) > max_gallery:
+        note += f"\nthe gallery shows the first {max_gallery} images; the ZIP and the table hold all"
+    if skipped or res.failed:
+        first = skipped[0] if skipped else next(iter(res.failed.values()))
+        note += f"\n{len(skipped) + len(res.failed)} file(s) not labelled, e.g. {first}"
+    if res.num_annotations == 0:
         note += "\nnothing found in any image: try a lower threshold or other prompts"
-    return BatchResult(images, zip_path, rows, note)
+    return BatchResult(images, zip_path, rows, note, res.coco)

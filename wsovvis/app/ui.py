@@ -198,9 +198,10 @@ def build_app(opts: AppOptions):
 
         @_guarded(4)
         def on_batch(files, folder, text, vocab_path, thr, md, side, request: gr.Request,
-                     progress=gr.Progress()):  # noqa: B008 - Gradio's progress idiom
+                     progress=gr.Progress(track_tqdm=True)):  # noqa: B008 - Gradio's progress idiom
+            # The folder run's tqdm bar (the one `wsovvis autolabel` prints) drives the page's progress bar.
             res = labeling.run_batch(opts.labeler, files or [], folder, text, vocab_path, thr, md, int(side),
-                                     sdir(request), progress=lambda k, n, what: progress((k, n), desc=what))
+                                     sdir(request), progress=True)
             return ok(res.note), res.images, str(res.zip_path), res.rows
 
         run_batch.click(on_batch, [batch_files, batch_folder, prompts_text, prompts_file, threshold, mode, max_side],
