@@ -56,10 +56,30 @@ class LossConfig:
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     aux_loss: bool = True
+    # class_head=text: L1 / cosine pull of each matched query embedding towards the cached CLIP
+    # embedding of its target tube (`wsovvis embed`, data.tube_embeddings); 0 = off
+    distill_weight: float = 0.0
+    distill_type: str = "cosine"  # cosine | l1
+
+
+@dataclass
+class TextHeadConfig:
+    """``class_head: text``: queries scored by cosine similarity with vocabulary text embeddings."""
+
+    embeddings: str | None = None  # .npy [K, D] (+ .json names) as `wsovvis label` caches them (<emb>/text/)
+    embed_dim: int = 0  # D; 0 = from `embeddings`
+    temperature: float = 0.07  # initial 1/s of the cosine logits
+    learn_temperature: bool = True
+    normalize_queries: bool = True
 
 
 @dataclass
 class InferenceConfig:
+    # default: memory-bounded clip-wise inference with these options; vnext: VNext's procedure
+    # (whole video in one pass, shortest side 360 / max 1333, /32 padding, top-10); original: the
+    # original SeqFormer repo's inference.py (shortest side 360, no max size, no /32 padding,
+    # top-10 over flattened query x class scores, masks resized straight to the original size)
+    preset: str = "default"
     test_size: int = 360  # shortest edge (480 for Swin-L in VNext)
     max_size: int = 1333
     top_k: int = 10  # queries kept per clip
@@ -72,26 +92,6 @@ class InferenceConfig:
     match_threshold: float = 0.01
 
 
-@dataclass
-class ModelConfig:
-    name: str = "seqformer"
-    num_classes: int = 40
-    weights: str | None = None  # full model checkpoint (ours, original SeqFormer or VNext)
-    # every tensor of `weights` must fit the model (missing / unexpected / other shape: an error listing
-    # them by module); false: a WARNING with counts, but a load matching under min_weights_share of the
-    # model's tensors still fails (0 accepts anything)
-    weights_strict: bool = True
-    min_weights_share: float = 0.5
-    # full unpickling of `weights` / backbone weights / resumed checkpoints: runs any code the file holds
-    trust_pickle: bool = False
-    pixel_mean: list[float] = field(default_factory=lambda: [123.675, 116.28, 103.53])
-    pixel_std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
-    msda_impl: str = "auto"  # auto | grid_sample | embedding_bag
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    transformer: TransformerConfig = field(default_factory=TransformerConfig)
-    matcher: MatcherConfig = field(default_factory=MatcherConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    inference: InferenceConfig = field(default_factory=InferenceConfig)
 @dataclass
 class MaskRCNNConfig:
     """Options of the Mask R-CNN models (``name: maskrcnn`` / ``maskrcnn_v2``); SeqFormer ignores them."""
@@ -113,6 +113,29 @@ class MaskRCNNConfig:
     link_max_age: int = 1  # frames a tube may miss before it ends
 
 
+@dataclass
+class ModelConfig:
+    name: str = "seqformer"
+    num_classes: int = 40
+    weights: str | None = None  # full model checkpoint (ours, original SeqFormer or VNext)
+    # every tensor of `weights` must fit the model (missing / unexpected / other shape: an error listing
+    # them by module); false: a WARNING with counts, but a load matching under min_weights_share of the
+    # model's tensors still fails (0 accepts anything)
+    weights_strict: bool = True
+    min_weights_share: float = 0.5
+    # full unpickling of `weights` / backbone weights / resumed checkpoints: runs any code the file holds
+    trust_pickle: bool = False
+    class_head: str = "linear"  # linear | text (open vocabulary, see text_head)
+    text_head: TextHeadConfig = field(default_factory=TextHeadConfig)
+    pixel_mean: list[float] = field(default_factory=lambda: [123.675, 116.28, 103.53])
+    pixel_std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
+    msda_impl: str = "auto"  # auto | grid_sample | embedding_bag
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    matcher: MatcherConfig = field(default_factory=MatcherConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    maskrcnn: MaskRCNNConfig = field(default_factory=MaskRCNNConfig)
 
 
 def _model_node(cfg: Any) -> Any:
@@ -135,7 +158,6 @@ def to_model_config(cfg: Any) -> ModelConfig:
 
     node = _model_node(cfg)
     if isinstance(node, ModelConfig):
-    maskrcnn: MaskRCNNConfig = field(default_factory=MaskRCNNConfig)
         return node
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), node)
