@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "embed": ("wsovvis.openvocab.embed_cli", "CLIP/SigLIP embedding cache of tubes or image segments"),
     "label": ("wsovvis.openvocab.label_cli", "attribute categories of a vocabulary to pseudo tubes"),
     "classify": ("wsovvis.openvocab.classify_cli", "open-vocabulary classification of predicted tubes"),
+    "vocab": ("wsovvis.openvocab.vocab_cli", "base/novel partitions on your own categories (for --flavor lvvis)"),
     "demo": ("wsovvis.demo", "the whole pipeline end to end on generated sample videos"),
     "app": ("wsovvis.app.cli", "web app: try prompts, label a batch, review tubes, read run metrics"),
     "autolabel": ("wsovvis.autolabel.cli", "text-prompted labels (OWLv2 boxes -> SAM2 masks) of images, as COCO"),

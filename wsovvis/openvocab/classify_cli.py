@@ -24,8 +24,13 @@ from wsovvis.openvocab.cache import load_feats, read_index, recorded_model, reco
 from wsovvis.openvocab.embed import embed_source
 from wsovvis.openvocab.embed_cli import add_crop_arguments, add_model_arguments, build_from_args, crop_settings
 from wsovvis.openvocab.embedder import DEFAULT_SPEC
-from wsovvis.openvocab.label_cli import add_naming_arguments, name_instances, report_path, vocab_text
-from wsovvis.openvocab.vocab import load_vocab
+from wsovvis.openvocab.label_cli import (
+    add_naming_arguments,
+    load_naming_vocab,
+    name_instances,
+    report_path,
+    vocab_text,
+)
 from wsovvis.utils.io import atomic_write_json
 from wsovvis.utils.logging import get_logger
 
@@ -66,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     res_path = Path(args.results)
     emb_dir = Path(args.embeddings) if args.embeddings else res_path.with_name(f"{res_path.stem}.embeddings")
-    vocab = load_vocab(args.vocab)
+    vocab = load_naming_vocab(args)
     args.model = model_spec(args.model, emb_dir, args.overwrite)
     embedder = build_from_args(args, recorded_weights_file(emb_dir))
     stats = embed_source(

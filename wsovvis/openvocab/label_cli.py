@@ -26,7 +26,7 @@ from wsovvis.openvocab.attribute import Attribution, attribute, class_probs
 from wsovvis.openvocab.cache import load_feats, read_index
 from wsovvis.openvocab.embed import file_sha256
 from wsovvis.openvocab.embedder import Embedder, build_embedder
-from wsovvis.openvocab.vocab import Vocabulary, load_templates, load_vocab, text_embeddings
+from wsovvis.openvocab.vocab import Vocabulary, align_vocab, load_templates, load_vocab, text_embeddings
 from wsovvis.utils.io import atomic_write_json
 from wsovvis.utils.logging import get_logger
 
@@ -37,6 +37,10 @@ def add_naming_arguments(parser: argparse.ArgumentParser) -> None:
     """Vocabulary and attribution flags shared by `label` and `classify`."""
     parser.add_argument("--vocab", required=True,
                         help="categories JSON (YTVIS / LV-VIS / COCO file or a list) or a text file, one name per line")
+    parser.add_argument("--categories_from", default=None, metavar="JSON",
+                        help="take category ids (and partitions) from this dataset/categories JSON, matching the "
+                             "vocabulary's names to its names (e.g. the GT you will evaluate against); unmatched "
+                             "names are an error. Without it a text vocabulary is numbered 1..K in line order")
     g = parser.add_argument_group("attribution")
     g.add_argument("--templates", default="default",
                    help="prompt templates: 'default' (12), 'single', or a file with one '{}' template per line")
@@ -71,6 +75,17 @@ def text_builder(meta: dict, weights: str | None, tokenizer: str | None, device:
                               known_fingerprint=recorded or None)
 
     return build
+
+
+def load_naming_vocab(args: argparse.Namespace) -> Vocabulary:
+    """``--vocab``, with the ids of ``--categories_from`` when given."""
+    vocab = load_vocab(args.vocab)
+    if args.categories_from:
+        return align_vocab(vocab, load_vocab(args.categories_from))
+    if not Path(args.vocab).suffix.lower() == ".json":
+        log.info("%s: categories numbered 1..%d in line order (pass --categories_from GT.json to use a GT's ids)",
+                 args.vocab, len(vocab))
+    return vocab
 
 
 def vocab_text(args: argparse.Namespace, meta: dict, vocab: Vocabulary, cache_dir: Path, build) -> np.ndarray:
@@ -129,7 +144,7 @@ def main(args: argparse.Namespace) -> int:
     if meta.get("kind") != "video":
         raise WsovvisError(f"{args.embeddings}: holds {meta.get('kind')} embeddings, not video tubes")
     check_source(args.embeddings, meta, args.tubes)
-    vocab = load_vocab(args.vocab)
+    vocab = load_naming_vocab(args)
     cache_dir = Path(args.text_cache) if args.text_cache else Path(args.embeddings) / "text"
     text = vocab_text(args, meta, vocab, cache_dir, text_builder(meta, args.weights, args.tokenizer, args.device))
 

@@ -80,6 +80,33 @@ def _from_categories(cats: list, path: str) -> Vocabulary:
     return Vocabulary(ids, names, out, path)
 
 
+def name_key(name: str) -> str:
+    """How two spellings of a category name are compared: ``Traffic_Light`` == ``traffic light``."""
+    return prompt_name(name).casefold()
+
+
+def match_names(names: list[str], ref: Vocabulary, what: str) -> list[int]:
+    """Index into ``ref`` of each name (by `name_key`); every unmatched name is listed in one error."""
+    index: dict[str, int] = {}
+    for k, n in enumerate(ref.names):
+        index.setdefault(name_key(n), k)
+    missing = [n for n in names if name_key(n) not in index]
+    if missing:
+        shown = ", ".join(repr(n) for n in missing[:20]) + (f", ... ({len(missing)} in all)" if len(missing) > 20
+                                                            else "")
+        raise WsovvisError(f"{what}: {len(missing)} name(s) not among the {len(ref)} categories of {ref.source}: "
+                           f"{shown}")
+    return [index[name_key(n)] for n in names]
+
+
+def align_vocab(vocab: Vocabulary, ref: Vocabulary) -> Vocabulary:
+    """``vocab``'s names with ``ref``'s category ids (and partitions): a text vocabulary, or one numbered
+    otherwise, then writes the GT's ids, so that its results evaluate against that GT."""
+    ks = match_names(vocab.names, ref, vocab.source)
+    return Vocabulary([ref.ids[k] for k in ks], list(vocab.names), [dict(ref.categories[k]) for k in ks],
+                      f"{vocab.source} (ids from {ref.source})")
+
+
 def load_vocab(path: str | os.PathLike) -> Vocabulary:
     """Categories JSON (``.json``) or text file of names; raises naming the file and the bad entry."""
     p = Path(path)
