@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("wsovvis.openvocab.classify_cli", "open-vocabulary classification of predicted tubes"),
     "vocab": ("wsovvis.openvocab.vocab_cli", "base/novel partitions on your own categories (for --flavor lvvis)"),
     "demo": ("wsovvis.demo", "the whole pipeline end to end on generated sample videos"),
+    "export": ("wsovvis.export.cli", "export to COCO JSON or sharded TFRecords (OWL-ViT/Scenic, TFDS); check them"),
+    "import": ("wsovvis.export.import_cli", "COCO / LVIS / COCO-panoptic images -> one-frame YouTube-VIS videos"),
     "app": ("wsovvis.app.cli", "web app: try prompts, label a batch, review tubes, read run metrics"),
     "autolabel": ("wsovvis.autolabel.cli", "text-prompted labels (OWLv2 boxes -> SAM2 masks) of images, as COCO"),
 }

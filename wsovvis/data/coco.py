@@ -229,20 +229,21 @@ def load_coco(src: str | os.PathLike | dict, *, source: str | None = None, valid
 # ---------------------------------------------------------------- YouTube-VIS <-> COCO
 
 
-def ytvis_to_coco(ytvis: dict, every: int = 1, polygons: bool = False) -> dict:
+def ytvis_to_coco(ytvis: dict, every: int = 1, polygons: bool = False, *, source: str | None = None) -> dict:
     """YouTube-VIS dict -> COCO dict: every ``every``-th frame an image, every present (track, frame) an annotation.
 
     Images: ``{id, file_name (the video's file_names[t]), height, width, video_id, frame_index}``, ids 1..N
     in video then frame order. Annotations: ``{id, image_id, category_id, iscrowd, bbox, area,
     segmentation, track_id (the YouTube-VIS annotation id), video_id, (score)}``; segmentation is
     compressed RLE, or polygons with ``polygons=True`` (holes filled). bbox/area come from the
-    track's ``bboxes``/``areas`` when given, else from the mask.
+    track's ``bboxes``/``areas`` when given, else from the mask. ``source`` names the input in errors.
     """
     from wsovvis.data import ytvis as ytvis_io
 
     if not _is_int(every) or every < 1:
         raise WsovvisError(f"every must be a positive integer, got {every!r}")
-    ds = ytvis_io.load(ytvis, source="<ytvis_to_coco input>")
+    src = source or "<ytvis_to_coco input>"
+    ds = ytvis_io.load(ytvis, source=src)
     out: dict[str, Any] = {k: v for k, v in ds.data.items() if k not in ("videos", "annotations", "categories")}
     images: list[dict] = []
     image_of: dict[tuple[int, int], dict] = {}
@@ -265,7 +266,7 @@ def ytvis_to_coco(ytvis: dict, every: int = 1, polygons: bool = False) -> dict:
             im = image_of.get((a["video_id"], t))
             if seg is None or im is None:
                 continue
-            rle = segmentation_to_rle(seg, h, w, where=f"annotations[id={a['id']}].segmentations[{t}]")
+            rle = segmentation_to_rle(seg, h, w, where=f"{src}: annotations[id={a['id']}].segmentations[{t}]")
             box = boxes[t] if boxes is not None and boxes[t] is not None else rle_utils.bbox(rle)
             area = areas[t] if areas is not None and areas[t] is not None else rle_utils.area(rle)
             ann = {"id": len(anns) + 1, "image_id": im["id"], "category_id": a["category_id"],
@@ -279,7 +280,7 @@ def ytvis_to_coco(ytvis: dict, every: int = 1, polygons: bool = False) -> dict:
     return out
 
 
-def _one_frame_videos(coco: dict) -> dict:
+def _one_frame_videos(coco: dict, src: str) -> dict:
     """Plain COCO: each image a one-frame video (same id), each annotation a one-frame track (same id)."""
     videos = [{"id": im["id"], "name": os.path.splitext(im["file_name"])[0], "file_names": [im["file_name"]],
                "height": im["height"], "width": im["width"], "length": 1} for im in coco["images"]]
@@ -289,7 +290,7 @@ def _one_frame_videos(coco: dict) -> dict:
         h, w = size[a["image_id"]]
         seg = a.get("segmentation")
         rle = (None if seg is None or seg == [] else
-               segmentation_to_rle(seg, h, w, where=f"annotations[{i}].segmentation"))
+               segmentation_to_rle(seg, h, w, where=f"{src}: annotations[{i}].segmentation"))
         box = a.get("bbox")
         if box is None:
             box = rle_utils.bbox(rle) if rle is not None else None
@@ -298,8 +299,8 @@ def _one_frame_videos(coco: dict) -> dict:
             area = rle_utils.area(rle) if rle is not None else None
         if rle is None:  # a box-only annotation: its box as the mask, so the track is not empty
             if box is None:
-                raise WsovvisError(f"annotations[{i}]: has neither a segmentation nor a bbox")
-            rle = segmentation_to_rle([_box_polygon(box)], h, w, where=f"annotations[{i}].bbox")
+                raise WsovvisError(f"{src}: annotations[{i}]: has neither a segmentation nor a bbox")
+            rle = segmentation_to_rle([_box_polygon(box)], h, w, where=f"{src}: annotations[{i}].bbox")
         track = {"id": a["id"], "video_id": a["image_id"], "category_id": a["category_id"],
                  "iscrowd": a.get("iscrowd", 0), "segmentations": [rle], "bboxes": [box], "areas": [area]}
         if "score" in a:
@@ -315,23 +316,24 @@ def _box_polygon(box: list) -> list[float]:
     return [x, y, x + w, y, x + w, y + h, x, y + h]
 
 
-def coco_to_ytvis(coco: dict) -> dict:
+def coco_to_ytvis(coco: dict, *, source: str | None = None) -> dict:
     """COCO dict -> YouTube-VIS dict (segmentations as compressed RLE).
 
     With the ``videos`` and ``tracks`` lists that `ytvis_to_coco` writes, the original YouTube-VIS
     dict comes back exactly (frames skipped by ``every`` become ``None``). Otherwise every image is a
-    one-frame video and every annotation a one-frame track.
+    one-frame video and every annotation a one-frame track. ``source`` names the input in errors.
     """
-    data = load_coco(coco, source="<coco_to_ytvis input>")
+    src = source or "<coco_to_ytvis input>"
+    data = load_coco(coco, source=src)
     if not (isinstance(data.get("videos"), list) and isinstance(data.get("tracks"), list)):
-        return _one_frame_videos(data)
+        return _one_frame_videos(data, src)
     video_by_id = {v["id"]: v for v in data["videos"]}
     image_by_id = {im["id"]: im for im in data["images"]}
     rebuilt: dict[int, dict] = {}
     for tr in data["tracks"]:
         video = video_by_id.get(tr.get("video_id"))
         if video is None:
-            raise WsovvisError(f"tracks[id={tr.get('id')!r}]: unknown video id {tr.get('video_id')!r}")
+            raise WsovvisError(f"{src}: tracks[id={tr.get('id')!r}]: unknown video id {tr.get('video_id')!r}")
         t_len = video_length(video)
         track = {k: v for k, v in tr.items() if k != "per_frame_keys"}
         for key in tr.get("per_frame_keys", PER_FRAME_KEYS):
@@ -340,18 +342,20 @@ def coco_to_ytvis(coco: dict) -> dict:
     for i, a in enumerate(data.get("annotations") or []):
         track = rebuilt.get(a.get("track_id"))
         if track is None:
-            raise WsovvisError(f"annotations[{i}]: track_id {a.get('track_id')!r} is not in 'tracks'")
+            raise WsovvisError(f"{src}: annotations[{i}]: track_id {a.get('track_id')!r} is not in 'tracks'")
         im = image_by_id[a["image_id"]]
         t = im.get("frame_index")
-        if not _is_int(t) or im.get("video_id") != track["video_id"]:
-            raise WsovvisError(f"annotations[{i}]: image {im['id']} is not a frame of video {track['video_id']}")
-        where = f"annotations[{i}].segmentation"
+        t_len = video_length(video_by_id[track["video_id"]])
+        if not _is_int(t) or not 0 <= t < t_len or im.get("video_id") != track["video_id"]:
+            raise WsovvisError(f"{src}: annotations[{i}]: image {im['id']} is not a frame of video {track['video_id']}")
+        where = f"{src}: annotations[{i}].segmentation"
         if "segmentations" in track:
-            track["segmentations"][t] = segmentation_to_rle(a["segmentation"], im["height"], im["width"], where=where)
+            seg = a.get("segmentation")
+            track["segmentations"][t] = segmentation_to_rle(seg, im["height"], im["width"], where=where)
         if "bboxes" in track:
-            track["bboxes"][t] = a["bbox"]
+            track["bboxes"][t] = a.get("bbox")
         if "areas" in track:
-            track["areas"][t] = a["area"]
+            track["areas"][t] = a.get("area")
     out = {k: v for k, v in data.items() if k not in ("images", "annotations", "categories", "videos", "tracks")}
     out.update(videos=data["videos"], categories=data["categories"], annotations=list(rebuilt.values()))
     return out

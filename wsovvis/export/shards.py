@@ -1,0 +1,348 @@
+"""COCO -> sharded TFRecord files of ``tf.train.Example`` (profiles in `wsovvis.export.examples`).
+
+Images are sorted by id and image ``k`` of that order goes to shard ``k mod N``: the same input
+and N always give the same files, byte for byte, whatever the number of workers (each worker
+writes whole shards). Shards are ``<out>-00000-of-0000N.tfrecord``; beside them go
+``label_map.json`` (contiguous label -> category id and name) and ``README.md`` (how a Scenic
+OWL-ViT config reads them), and ``<out>.export_report.json`` (counts and every skipped image or
+clipped box).
+
+JPEG files are copied byte for byte; other formats are decoded and re-encoded as JPEG. An image
+that cannot be read or decoded, or whose size is not the one in the JSON (its boxes would be
+normalised by the wrong size), is skipped and reported.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing as mp
+import os
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from wsovvis.data.coco import load_coco
+from wsovvis.errors import WsovvisError
+from wsovvis.export import tfrecord
+from wsovvis.export.example_proto import encode_example
+from wsovvis.export.examples import PROFILES, ImageStats, image_features
+from wsovvis.utils.io import atomic_open, atomic_write_json, atomic_write_text
+from wsovvis.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+JPEG_QUALITY = 95  # re-encoding only happens for non-JPEG inputs
+MAX_LISTED = 50  # per kind in the report
+
+
+def shard_paths(prefix: str | os.PathLike, num_shards: int) -> list[Path]:
+    prefix = Path(prefix)
+    return [prefix.with_name(f"{prefix.name}-{i:05d}-of-{num_shards:05d}.tfrecord") for i in range(num_shards)]
+
+
+def assign_shards(image_ids: list[int], num_shards: int) -> list[list[int]]:
+    """Image ids -> per shard, the ids it holds: sorted by id, round robin (balanced, order-independent)."""
+    order = sorted(image_ids)
+    return [order[i::num_shards] for i in range(num_shards)]
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a JPEG's first SOFn segment, or None if ``data`` is not a well-formed JPEG header."""
+    if data[:3] != b"\xff\xd8\xff":
+        return None
+    pos, n = 2, len(data)
+    while pos + 9 <= n:
+        if data[pos] != 0xFF:
+            return None
+        code = data[pos + 1]
+        if code == 0xFF:
+            pos += 1
+            continue
+        if code in (0xD8, 0x01) or 0xD0 <= code <= 0xD7:
+            pos += 2
+            continue
+        if code in _SOF:
+            h, w = struct.unpack(">HH", data[pos + 5:pos + 9])
+            return (h, w) if h and w else None
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return None
+
+
+class _Skip(Exception):
+    def __init__(self, kind: str, detail: str):
+        super().__init__(detail)
+        self.kind = kind
+
+
+def read_image(path: str, height: int, width: int) -> tuple[bytes, bool]:
+    """JPEG bytes of the image at ``path`` and whether they were re-encoded; `_Skip` if it cannot be used."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise _Skip("unreadable", f"{path}: cannot read ({e.strerror})") from e
+    size = jpeg_size(data)
+    reencoded = False
+    if size is None:
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+                rgb = im.convert("RGB")
+        except Exception as e:  # PIL raises many types for broken files  # noqa: BLE001
+            raise _Skip("undecodable", f"{path}: does not decode as an image ({type(e).__name__}: {e})") from e
+        buf = io.BytesIO()
+        rgb.save(buf, format="JPEG", quality=JPEG_QUALITY)
+        data, size, reencoded = buf.getvalue(), (rgb.height, rgb.width), True
+    if size != (height, width):
+        raise _Skip("size_mismatch", f"{path}: image is {size[0]}x{size[1]} (HxW) but the JSON says {height}x{width}")
+    return data, reencoded
+
+
+@dataclass
+class _Plan:
+    """Everything a worker needs; inherited by forked workers instead of pickled per task."""
+
+    profile: str
+    img_root: str
+    paths: list[Path]
+    shards: list[list[int]]
+    image_by_id: dict[int, dict]
+    anns_by_image: dict[int, list[dict]]
+    label_of: dict[int, int]
+    segmentation: bool
+
+
+@dataclass
+class _ShardResult:
+    records: int = 0
+    bytes: int = 0
+    reencoded: int = 0
+    empty_images: int = 0
+    stats: ImageStats = field(default_factory=ImageStats)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+_PLAN: _Plan | None = None
+
+
+def _write_shard(index: int, progress: tqdm | None = None) -> _ShardResult:
+    plan = _PLAN
+    assert plan is not None
+    res = _ShardResult()
+    with atomic_open(plan.paths[index], "wb") as f:
+        for image_id in plan.shards[index]:
+            im = plan.image_by_id[image_id]
+            try:
+                data, reencoded = read_image(os.path.join(plan.img_root, im["file_name"]), im["height"], im["width"])
+            except _Skip as s:
+                res.skipped.append((s.kind, str(s)))
+                if progress is not None:
+                    progress.update()
+                continue
+            anns = plan.anns_by_image.get(image_id, [])
+            feats, st = image_features(plan.profile, im, data, anns, plan.label_of, segmentation=plan.segmentation)
+            res.bytes += tfrecord.write_record(f, encode_example(feats))
+            res.records += 1
+            res.reencoded += reencoded
+            res.empty_images += st.boxes == 0
+            res.stats.boxes += st.boxes
+            res.stats.clipped += st.clipped
+            res.stats.no_box += st.no_box
+            res.stats.clipped_ids.extend(st.clipped_ids)
+            if progress is not None:
+                progress.update()
+    return res
+
+
+def _write_shard_task(index: int) -> _ShardResult:
+    return _write_shard(index)
+
+
+def label_map(categories: list[dict]) -> dict:
+    """Contiguous 0-based labels over categories sorted by id (what Scenic's tool and TFDS ClassLabel use)."""
+    cats = sorted(categories, key=lambda c: c["id"])
+    ids = [c["id"] for c in cats]
+    return {
+        "num_classes": len(cats),
+        "names": [c["name"] for c in cats],
+        "labels": [{"index": i, "category_id": c["id"], "name": c["name"]} for i, c in enumerate(cats)],
+        "contiguous_ids": ids == list(range(ids[0], ids[0] + len(ids))) if ids else True,
+        "note": "objects/label = index; Scenic's text labels are ['padding'] + names, looked up at label + 1",
+    }
+
+
+def _existing_shards(prefix: Path) -> list[Path]:
+    if not prefix.parent.is_dir():
+        return []
+    return sorted(p for p in prefix.parent.glob(f"{prefix.name}-?????-of-?????.tfrecord"))
+
+
+def export_tfrecord(
+    coco: dict | str | os.PathLike,
+    img_root: str | os.PathLike,
+    out_prefix: str | os.PathLike,
+    *,
+    num_shards: int = 1,
+    profile: str = "scenic",
+    workers: int = 1,
+    segmentation: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    source: str | None = None,
+) -> dict:
+    """Write ``num_shards`` TFRecord shards of the COCO set; returns the report (also written beside them).
+
+    Report keys: ``shards`` (paths), ``profile``, ``counts`` (images, records, skipped, reencoded,
+    empty_images, boxes, boxes_clipped, annotations_without_box), ``skipped`` (kind -> messages),
+    ``clipped_annotation_ids``, ``label_map`` (path).
+    """
+    global _PLAN
+    if profile not in PROFILES:
+        raise WsovvisError(f"--profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    if num_shards < 1 or workers < 1:
+        raise WsovvisError(f"--shards and --workers must be >= 1, got {num_shards} and {workers}")
+    if segmentation and profile != "scenic":
+        raise WsovvisError("--segmentation is part of the scenic profile only (TFDS COCO has no masks)")
+    data = load_coco(coco, source=source)
+    src = source or (str(coco) if not isinstance(coco, dict) else "<memory>")
+    if not Path(img_root).is_dir():
+        raise WsovvisError(f"{img_root}: image root is not a directory")
+    prefix = Path(out_prefix)
+    paths = shard_paths(prefix, num_shards)
+    existing = _existing_shards(prefix)
+    if existing and not overwrite:
+        raise WsovvisError(f"{prefix}: {len(existing)} shard file(s) already exist ({existing[0].name}, ...); "
+                           "pass --overwrite to replace them")
+    for p in existing:
+        if p not in paths:  # a run with another shard count: stale files would be read by a glob
+            p.unlink()
+    lm = label_map(data["categories"])
+    label_of = {entry["category_id"]: entry["index"] for entry in lm["labels"]}
+    image_by_id = {im["id"]: im for im in data["images"]}
+    anns_by_image: dict[int, list[dict]] = {}
+    for a in sorted(data.get("annotations") or [], key=lambda a: a["id"]):
+        anns_by_image.setdefault(a["image_id"], []).append(a)
+    _PLAN = _Plan(profile, str(img_root), paths, assign_shards(list(image_by_id), num_shards), image_by_id,
+                  anns_by_image, label_of, segmentation)
+    n_images = len(image_by_id)
+    log.info("writing %d images to %d %s shard(s) %s with %d worker(s)", n_images, num_shards, profile,
+             paths[0].name, workers)
+    try:
+        if workers == 1 or num_shards == 1:
+            with tqdm(total=n_images, desc="tfrecord", unit="img", disable=not progress) as bar:
+                results = [_write_shard(i, bar) for i in range(num_shards)]
+        else:
+            ctx = mp.get_context("fork")  # workers inherit _PLAN instead of unpickling it
+            with ctx.Pool(min(workers, num_shards)) as pool:
+                results = list(tqdm(pool.imap(_write_shard_task, range(num_shards)), total=num_shards,
+                                    desc="tfrecord shards", unit="shard", disable=not progress))
+    finally:
+        _PLAN = None
+    skipped: dict[str, list[str]] = {}
+    for r in results:
+        for kind, msg in r.skipped:
+            skipped.setdefault(kind, []).append(msg)
+    clipped_ids = sorted(i for r in results for i in r.stats.clipped_ids)
+    counts = {
+        "images": n_images,
+        "records": sum(r.records for r in results),
+        "skipped": sum(len(v) for v in skipped.values()),
+        "skipped_by_kind": dict(sorted(Counter({k: len(v) for k, v in skipped.items()}).items())),
+        "reencoded": sum(r.reencoded for r in results),
+        "empty_images": sum(r.empty_images for r in results),
+        "boxes": sum(r.stats.boxes for r in results),
+        "boxes_clipped": len(clipped_ids),
+        "annotations_without_box": sum(r.stats.no_box for r in results),
+        "bytes": sum(r.bytes for r in results),
+    }
+    out_dir = prefix.parent
+    lm_path = out_dir / "label_map.json"
+    lm_out = dict(lm, source=src, profile=profile)
+    atomic_write_json(lm_path, lm_out, indent=1)
+    atomic_write_text(out_dir / "README.md", readme_snippet(prefix, num_shards, profile, lm))
+    report = {
+        "source": src,
+        "profile": profile,
+        "shards": [str(p) for p in paths],
+        "label_map": str(lm_path),
+        "counts": counts,
+        "skipped": {k: v[:MAX_LISTED] for k, v in sorted(skipped.items())},
+        "clipped_annotation_ids": clipped_ids[:MAX_LISTED],
+    }
+    atomic_write_json(prefix.with_name(prefix.name + ".export_report.json"), report, indent=1)
+    for kind, msgs in sorted(skipped.items()):
+        log.warning("skipped %d image(s), %s: %s%s", len(msgs), kind, msgs[0], " ..." if len(msgs) > 1 else "")
+    if clipped_ids:
+        log.warning("%d box(es) reached outside their image and were clipped (annotation ids %s%s)",
+                    len(clipped_ids), clipped_ids[:10], " ..." if len(clipped_ids) > 10 else "")
+    return report
+
+
+def readme_snippet(prefix: Path, num_shards: int, profile: str, lm: dict) -> str:
+    """The generated README beside the shards: what the files hold and how Scenic OWL-ViT reads them."""
+    pattern = f"{prefix.name}-*-of-{num_shards:05d}.tfrecord"
+    names = lm["names"]
+    shown = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
+    image_key = "image/encoded" if profile == "scenic" else "image"
+    return f"""# TFRecords written by `wsovvis export tfrecord` (profile: {profile})
+
+Files: `{pattern}` ({num_shards} shard(s), images assigned round robin by sorted image id).
+Each record is a `tf.train.Example` with `{image_key}` (JPEG bytes), `image/filename`, `image/id`,
+{"`image/height`, `image/width`, " if profile == "scenic" else ""}`objects/bbox` (float, flattened
+[ymin, xmin, ymax, xmax] normalised to [0, 1]), `objects/label` (0-based index into `label_map.json` names),
+`objects/id`, `objects/area`, `objects/is_crowd` (int64).
+The files were written without TensorFlow (record framing with masked CRC-32C from the `crc32c` package,
+`Example` messages by the `protobuf` runtime); `tf.data.TFRecordDataset` reads them as usual.
+
+## Reading them in Scenic OWL-ViT
+
+Scenic's OWL-ViT input pipeline loads data through `tfds.builder(...)` and a decoder registered in
+`scenic/projects/owl_vit/preprocessing/input_pipeline.py::DECODERS`; its `DecodeCocoExample` takes the
+nested dict `{{'image', 'image/id', 'objects': {{'bbox', 'label', 'id', 'area', 'is_crowd'}}}}`. Parse the
+records with this feature description (Scenic's `centernet/input_pipeline.py::coco_feature_description`)
+and rebuild that dict, for example:
+
+```python
+import tensorflow as tf
+files = tf.io.gfile.glob("{prefix.parent}/{pattern}")
+desc = {{
+    "{image_key}": tf.io.FixedLenFeature([], tf.string),
+    "image/id": tf.io.FixedLenFeature([], tf.int64),
+    "objects/bbox": tf.io.VarLenFeature(tf.float32),
+    "objects/label": tf.io.VarLenFeature(tf.int64),
+    "objects/id": tf.io.VarLenFeature(tf.int64),
+    "objects/area": tf.io.VarLenFeature(tf.int64),
+    "objects/is_crowd": tf.io.VarLenFeature(tf.int64),
+}}
+def decode(record):
+    f = tf.io.parse_single_example(record, desc)
+    dense = {{k: tf.sparse.to_dense(v) if isinstance(v, tf.sparse.SparseTensor) else v for k, v in f.items()}}
+    return {{"image": tf.io.decode_jpeg(dense["{image_key}"], channels=3), "image/id": dense["image/id"],
+            "objects": {{"bbox": tf.reshape(dense["objects/bbox"], [-1, 4]), "label": dense["objects/label"],
+                        "id": dense["objects/id"], "area": dense["objects/area"],
+                        "is_crowd": tf.cast(dense["objects/is_crowd"], tf.bool)}}}}
+ds = tf.data.TFRecordDataset(files).map(decode)
+```
+
+then pass `ds` where the config's `dataset_configs` expects the TFDS split, with the decoder being
+`DecodeCocoExample` (or register it in `DECODERS` under your dataset name).
+
+## Class names
+
+Scenic maps labels to text with `['padding'] + names` looked up at `label + 1`, so the class names to
+pass (in this order, e.g. as the dataset's ClassLabel names / `text_queries`) are, from `label_map.json`:
+
+{shown}
+
+({lm["num_classes"]} classes; original category ids are in `label_map.json`{"" if lm["contiguous_ids"] else
+", they were not contiguous and were mapped to 0..K-1"}.)
+Classes with no boxes in an image can be added as negatives via `negative_text_labels`.
+"""
