@@ -122,3 +122,45 @@ def test_bad_inputs(synthetic_data, tmp_path):
         visualize_dataset(d.gt_json, d.img_root, tmp_path / "o", videos=["nope"], progress=False)
     r.write_text("[1,")
     assert cli_main(["visualize", str(r), "--img_root", str(d.img_root), "--out", str(tmp_path / "o")]) == 2
+
+
+def _one_frame_video(root, vid, name, folder):
+    (root / folder).mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (16, 12), (80, 80, 80)).save(root / folder / "00000.jpg")
+    return {"id": vid, "name": name, "file_names": [f"{folder}/00000.jpg"], "height": 12, "width": 16, "length": 1}
+
+
+def test_names_that_sanitise_alike_get_distinct_stable_files(tmp_path):
+    videos = [_one_frame_video(tmp_path, 1, "cam é", "a"), _one_frame_video(tmp_path, 2, "cam ü", "b"),
+              _one_frame_video(tmp_path, 3, "dog", "c")]
+    data = {"videos": videos, "categories": [{"id": 1, "name": "x"}], "annotations": []}
+    out = visualize_dataset(data, tmp_path, tmp_path / "sheets", progress=False)
+    assert [p.name for p in out] == ["cam-1.png", "cam-2.png", "dog.png"]
+    index = json.loads((tmp_path / "sheets" / "index.json").read_text())
+    assert [e["sheet"] for e in index["videos"]] == ["cam-1.png", "cam-2.png", "dog.png"]
+    # choosing one video does not rename its sheet
+    again = visualize_dataset(data, tmp_path, tmp_path / "one", videos=["cam ü"], progress=False)
+    assert [p.name for p in again] == ["cam-2.png"]
+
+
+def test_legend_names_tubes_by_their_png_track_id(tmp_path, monkeypatch):
+    from wsovvis.viz import contact_sheet
+
+    v = _one_frame_video(tmp_path, 1, "v", "v")
+    m = np.zeros((12, 16), bool)
+    m[2:8, 2:8] = True
+    data = {"videos": [v], "categories": [{"id": 1, "name": "object"}],
+            "annotations": [{"id": 1, "video_id": 1, "category_id": 1, "track_id": 7, "iscrowd": 0,
+                             "segmentations": [rle.encode(m)], "areas": [36], "bboxes": [[2, 2, 6, 6]]},
+                            {"id": 2, "video_id": 1, "category_id": 1, "iscrowd": 0,
+                             "segmentations": [rle.encode(m)], "areas": [36], "bboxes": [[2, 2, 6, 6]]}]}
+    drawn = []
+    real = contact_sheet.render_contact_sheet
+
+    def spy(frames, tubes, **kw):
+        drawn.extend(tb.label() for tb in tubes)
+        return real(frames, tubes, **kw)
+
+    monkeypatch.setattr(contact_sheet, "render_contact_sheet", spy)
+    visualize_dataset(data, tmp_path, tmp_path / "s", progress=False)
+    assert sorted(drawn) == ["id 2  object", "id 7  object"]  # track_id when present, else the annotation id

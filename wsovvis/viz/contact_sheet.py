@@ -157,11 +157,25 @@ def _results_tubes(results: list, ds: ytvis.YTVIS, source: str) -> dict[int, lis
 
 
 def _gt_tubes(ds: ytvis.YTVIS) -> dict[int, list[Tube]]:
+    """Tubes of a YouTube-VIS file; each is named by its ``track_id`` when it has one (converted tubes: the id
+    the user sees in the mask PNGs), else by its annotation id."""
     out: dict[int, list[Tube]] = {}
     for a in ds.annotations:
         name = ds.cat_by_id.get(a["category_id"], {}).get("name", f"cat {a['category_id']}")
-        out.setdefault(a["video_id"], []).append(Tube(a["id"], a["segmentations"], name, a.get("score")))
+        tid = a.get("track_id")
+        tid = tid if isinstance(tid, int) and not isinstance(tid, bool) else a["id"]
+        out.setdefault(a["video_id"], []).append(Tube(tid, a["segmentations"], name, a.get("score")))
     return out
+
+
+def file_stems(videos: list[dict]) -> dict[int, str]:
+    """Video id -> output file stem: the sanitised name, with ``-<video id>`` added to every name that
+    sanitises (or case-folds) like another one, so that no sheet overwrites another and re-runs agree."""
+    stems = {v["id"]: _safe(_video_name(v)) for v in videos}
+    seen: dict[str, int] = {}
+    for stem in stems.values():
+        seen[stem.casefold()] = seen.get(stem.casefold(), 0) + 1
+    return {vid: (f"{stem}-{vid}" if seen[stem.casefold()] > 1 else stem) for vid, stem in stems.items()}
 
 
 def visualize_dataset(
@@ -220,6 +234,7 @@ def visualize_dataset(
         chosen = chosen[:max_videos]
     written, index = [], []
     missing_total = 0
+    stems = file_stems(ds.videos)  # over all videos: a sheet's name does not depend on --videos
     for v in tqdm(chosen, desc="visualize", unit="video", disable=not progress):
         hw = (v["height"], v["width"])
         name = _video_name(v)
@@ -235,7 +250,7 @@ def visualize_dataset(
         title = f"{name}  (video {v['id']}, {length} frames, {len(tbs)} {kind} tracks)"
         sheet = render_contact_sheet(frames, tbs, frame_indices=idx, title=title, cols=cols, thumb_width=thumb_width,
                                      frame_names=[Path(v["file_names"][t]).name for t in idx])
-        path = out_dir / f"{_safe(name)}.png"
+        path = out_dir / f"{stems[v['id']]}.png"
         write_png(sheet, path)
         written.append(path)
         entry = {"video_id": v["id"], "name": name, "sheet": path.name, "tracks": len(tbs), "missing_frames": missing}
@@ -247,8 +262,8 @@ def visualize_dataset(
             for t in range(length):
                 arr, why = _load_frame(img_root / v["file_names"][t], hw)
                 gif_frames.append(overlay_frame(arr, order, t, (th, tw)))
-            write_gif(gif_frames, out_dir / f"{_safe(name)}.gif")
-            entry["gif"] = f"{_safe(name)}.gif"
+            write_gif(gif_frames, out_dir / f"{stems[v['id']]}.gif")
+            entry["gif"] = f"{stems[v['id']]}.gif"
         if missing:
             missing_total += len(missing)
             log.warning("%s: %d frame(s) missing or unreadable, drawn grey: %s", name, len(missing), missing[0])
