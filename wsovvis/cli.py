@@ -50,23 +50,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_failure(e: BaseException) -> str | None:
+    """The ``error:`` line for a failure caused by the user's files or machine, None for a bug.
+
+    `WsovvisError` as is; ``OSError`` (permission, not a directory, is a directory, disk full ...) as
+    ``<path>: <what>``; ``RecursionError`` / ``MemoryError`` on input and unpickling errors by kind.
+    """
+    import pickle
+
+    if isinstance(e, WsovvisError):
+        return str(e)
+    if isinstance(e, OSError):
+        what = e.strerror or str(e) or type(e).__name__
+        if e.filename is not None and e.filename2 is not None:
+            return f"{e.filename} -> {e.filename2}: {what}"
+        if e.filename is not None:
+            return f"{e.filename}: {what}"
+        return f"{what} ({type(e).__name__})"
+    if isinstance(e, RecursionError):
+        return "input nested too deeply to process (RecursionError); is a JSON / config file malformed?"
+    if isinstance(e, MemoryError):
+        return "out of memory (MemoryError); the input or a size option is too large for this machine"
+    if isinstance(e, pickle.UnpicklingError):
+        return f"unreadable pickled file: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    return None
+
+
 def run_module(module, argv: Sequence[str], prog: str) -> int:
-    """Parse ``argv`` with the module's arguments and run it; `WsovvisError` -> exit 2."""
+    """Parse ``argv`` with the module's arguments and run it.
+
+    The one error boundary of every command: `WsovvisError` and the failures of `describe_failure` print
+    ``error: ...`` and exit 2 (``--verbose`` also prints the traceback); Ctrl-C exits 130 and SIGTERM 143
+    (both run the cleanup of worker pools on the way out).
+    """
     import logging
+    import traceback
+
+    from wsovvis.utils.workers import Terminated, sigterm_raises
 
     parser = argparse.ArgumentParser(prog=prog, description=(module.__doc__ or "").strip().splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
     module.add_arguments(parser)
     args = parser.parse_args(list(argv))
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        return int(module.main(args) or 0)
-    except WsovvisError as e:
-        print(f"error: {e}", file=sys.stderr)
+        with sigterm_raises():
+            return int(module.main(args) or 0)
+    except KeyboardInterrupt as e:
+        print("terminated" if isinstance(e, Terminated) else "interrupted", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+    except Exception as e:
+        message = describe_failure(e)
+        if message is None:
+            raise
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,8 +17,8 @@ import argparse
 import os
 import struct
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,9 @@ from wsovvis.data import masks as mask_io
 from wsovvis.data import rle as rle_utils
 from wsovvis.data import track_sidecar, ytvis
 from wsovvis.errors import WsovvisError
-from wsovvis.utils.io import atomic_write_json
+from wsovvis.utils.io import atomic_write_json, clean_stale_tmp
 from wsovvis.utils.logging import get_logger
+from wsovvis.utils.workers import interruptible_pool
 
 log = get_logger(__name__)
 
@@ -279,7 +280,10 @@ def convert(
 ) -> dict:
     """Convert, write ``out_json`` (atomic, validated) and the skip report; return the report dict.
 
-    Raises `WsovvisError` if no video can be converted (the report is still written).
+    The two outputs appear together: the old skip report is removed first, the JSON is replaced, and the
+    new report (naming the JSON's sha256) is renamed into place last, so an interrupted run never leaves
+    a report beside no JSON or beside another run's JSON. Raises `WsovvisError` if no video can be
+    converted (the report is still written).
     """
     if id_format not in mask_io.ID_FORMATS:
         raise WsovvisError(f"unknown --id_format {id_format!r}; choose one of {', '.join(mask_io.ID_FORMATS)}")
@@ -300,9 +304,10 @@ def convert(
             results.append(convert_video(n, opts))
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # Ctrl-C / SIGTERM stop the workers within seconds; workers die with this process
+        with interruptible_pool(workers) as pool:
             chunk = max(1, min(16, len(todo) // (workers * 8)))
-            for r in pool.map(convert_video, todo, [opts] * len(todo), chunksize=chunk):
+            for r in pool.imap(partial(convert_video, opts=opts), todo, chunksize=chunk):
                 results.append(r)
                 bar.update()
     bar.close()
@@ -354,9 +359,13 @@ def convert(
         "skip_reasons": {k: SKIP_REASONS[k] for k in sorted({s["reason"] for s in skipped})},
         "skipped": skipped,
     }
-    atomic_write_json(skip_report, report, indent=1)
-    report["skip_report"] = str(skip_report)
+    out_json = Path(out_json)
+    for p in (out_json, skip_report):  # temp files of an earlier, killed run of this job
+        clean_stale_tmp(p.parent, p.name)
+    skip_report.unlink(missing_ok=True)  # never an old report beside a new JSON
     if not kept:
+        atomic_write_json(skip_report, report, indent=1)
+        report["skip_report"] = str(skip_report)
         raise WsovvisError(f"no video converted: all {len(names)} skipped ({_reasons(report)}); "
                            f"see {skip_report}; {out_json} not written")
     data = {
@@ -367,7 +376,20 @@ def convert(
         "annotations": annotations,
     }
     ytvis.write(data, out_json, check=False)  # built valid here; the tests validate it
+    report["out_json_sha256"] = _sha256(out_json)
+    atomic_write_json(skip_report, report, indent=1)  # last: its presence marks a complete run
+    report["skip_report"] = str(skip_report)
     return report
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _reasons(report: dict) -> str:

@@ -8,10 +8,12 @@ fsync, then ``os.replace``).
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,8 @@ def atomic_open(path: PathLike, mode: str = "w", encoding: str | None = "utf-8")
     """Open a temp file beside ``path``; on clean exit it replaces ``path``, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the pid in the name lets `clean_stale_tmp` tell a killed writer's leftovers from a live one's
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
     binary = "b" in mode
     try:
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
@@ -51,6 +54,58 @@ def atomic_open(path: PathLike, mode: str = "w", encoding: str | None = "utf-8")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+TMP_SUFFIX = ".tmp"
+STALE_UNKNOWN_S = 3600.0  # a temp file without a pid (older wsovvis) counts as stale after this long
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
+def _tmp_owner(name: str) -> int | None:
+    """The writer's pid in ``.<target>.<pid>.<random>.tmp`` (None when the name has none)."""
+    parts = name[: -len(TMP_SUFFIX)].rsplit(".", 2)
+    if len(parts) == 3 and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def clean_stale_tmp(directory: PathLike, target: str | None = None) -> list[Path]:
+    """Remove temp files of `atomic_open` left in ``directory`` by killed writers; -> the removed paths.
+
+    Only ``.<target>.*.tmp`` when ``target`` (a file name) is given, else every temp file with a pid. A temp
+    file is stale when the process named in it is gone (or, without a pid, when it is over an hour old); a
+    live writer's file is left alone.
+    """
+    directory = Path(directory)
+    pattern = f".{glob.escape(target)}.*{TMP_SUFFIX}" if target else f".*{TMP_SUFFIX}"
+    removed = []
+    try:
+        candidates = list(directory.glob(pattern))
+    except OSError:
+        return removed
+    now = time.time()
+    for p in candidates:
+        pid = _tmp_owner(p.name)
+        if pid is None and target is None:  # a whole folder: only files that are surely ours
+            continue
+        try:
+            stale = (not _pid_alive(pid)) if pid is not None and pid != os.getpid() else (
+                pid is None and now - p.stat().st_mtime > STALE_UNKNOWN_S)
+            if stale:
+                p.unlink()
+                removed.append(p)
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
+    return removed
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
