@@ -21,6 +21,7 @@ the ``data`` group).
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import Any
@@ -256,9 +257,14 @@ def _dinov2_name(value: Any, path: str) -> str:
 
 
 def _norm(v: Any) -> Any:
-    if isinstance(v, tuple):
-        return [_norm(x) for x in v]
-    if isinstance(v, list):
+    """Values as detectron2 (yacs) reads them: strings go through ``ast.literal_eval`` (so ``(8000,)`` is a
+    tuple) and tuples become lists."""
+    if isinstance(v, str):
+        try:
+            v = ast.literal_eval(v)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return v
+    if isinstance(v, (tuple, list)):
         return [_norm(x) for x in v]
     return v
 
