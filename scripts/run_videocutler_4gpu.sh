@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Pseudo tubes for one LV-VIS split: id PNGs (run_videocutler_4gpu_png_only.sh, same environment
-# variables), then a YouTube-VIS JSON of the tubes with `wsovvis convert`.
+# Pseudo tubes for one LV-VIS split: id PNGs (run_videocutler_4gpu_png_only.sh), then a YouTube-VIS
+# JSON of the tubes with `wsovvis convert` (each tube's score kept from the PNGs' tracks.json).
 #
 #   bash scripts/run_videocutler_4gpu.sh [train|val]
+#   ENGINE=maskcut IMG_ROOT=my/frames OUT_ROOT=my/out bash scripts/run_videocutler_4gpu.sh train
 #
-# Extra environment: OUT_JSON (default $OUT_ROOT/<split>_pseudo_tubes.json). The convert step runs
-# when every worker finished (failed videos are listed in the manifest and left out of the JSON).
+# Environment (all optional; the PNG script's header lists the rest: CONF, NUM_GPUS, LOG_DIR, WEIGHTS, ARCH,
+# CUTLER_ROOT, PYTHON, EXTRA_ARGS):
+#   ENGINE        videocutler (default; needs a CutLER checkout, detectron2 and WEIGHTS) | maskcut (built-in)
+#   WSOVVIS_ROOT  repository root (default: the folder above this script)
+#   IMG_ROOT      frames, <video>/<frame>.jpg (default $WSOVVIS_ROOT/data/LV-VIS/<split>/JPEGImages)
+#   OUT_ROOT      outputs: masks/, manifest/, logs/ (default $WSOVVIS_ROOT/outputs/videocutler_lvvis_png/<split>)
+#   OUT_JSON      the tube JSON (default $OUT_ROOT/<split>_pseudo_tubes.json)
+# The convert step runs when every worker finished (failed videos are listed in the manifest and left out
+# of the JSON). Re-running resumes.
 set -euo pipefail
 
 SPLIT="${1:-train}"

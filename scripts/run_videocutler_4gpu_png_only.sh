@@ -5,7 +5,8 @@
 #
 # Environment (all optional):
 #   WSOVVIS_ROOT  repository root (default: the folder above this script)
-#   ENGINE        maskcut (default, training-free) | videocutler (needs CutLER, detectron2, WEIGHTS)
+#   ENGINE        videocutler (default: the real VideoCutLER; needs a CutLER checkout, detectron2 and WEIGHTS)
+#                 | maskcut (the built-in training-free generator; weight-free unless WEIGHTS/ARCH are set)
 #   CONF          videocutler confidence threshold (default 0.6)
 #   NUM_GPUS      workers; default: the visible GPUs (CUDA_VISIBLE_DEVICES or nvidia-smi), else 1 CPU worker
 #   IMG_ROOT      default $WSOVVIS_ROOT/data/LV-VIS/<split>/JPEGImages
@@ -24,7 +25,7 @@ case "$SPLIT" in train|val) ;; *) echo "usage: $0 [train|val]" >&2; exit 2 ;; es
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 WSOVVIS_ROOT="${WSOVVIS_ROOT:-$(dirname "$HERE")}"
-ENGINE="${ENGINE:-maskcut}"
+ENGINE="${ENGINE:-videocutler}"
 CONF="${CONF:-0.6}"
 IMG_ROOT="${IMG_ROOT:-$WSOVVIS_ROOT/data/LV-VIS/$SPLIT/JPEGImages}"
 OUT_ROOT="${OUT_ROOT:-$WSOVVIS_ROOT/outputs/videocutler_lvvis_png/$SPLIT}"
@@ -49,6 +50,25 @@ if [[ ! -d "$IMG_ROOT" ]]; then
   echo "error: $IMG_ROOT not found (expected <video>/<frame>.jpg folders; set IMG_ROOT or WSOVVIS_ROOT)" >&2
   exit 2
 fi
+case "$ENGINE" in maskcut|videocutler) ;; *) echo "error: ENGINE=$ENGINE; choose videocutler or maskcut" >&2; exit 2 ;; esac
+export PYTHONPATH="$WSOVVIS_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+if [[ "$ENGINE" == videocutler ]]; then
+  # Check the setup once here, before any worker starts, rather than in N identical worker logs.
+  if ! "$PYTHON" - "$CUTLER_ROOT" "${WEIGHTS:-}" <<'PY'
+import sys
+from pathlib import Path
+from wsovvis.pseudo.videocutler import missing_pieces
+miss = missing_pieces(Path(sys.argv[1]), sys.argv[2] or None)
+if miss:
+    print("error: ENGINE=videocutler (the default) cannot start; missing:\n  - " + "\n  - ".join(miss)
+          + "\nSet them up, or run the built-in training-free generator instead: ENGINE=maskcut bash "
+          + "scripts/run_videocutler_4gpu.sh ...", file=sys.stderr)
+    sys.exit(2)
+PY
+  then
+    exit 2
+  fi
+fi
 mkdir -p "$OUT_ROOT" "$LOG_DIR"
 
 ARGS=(--img_root "$IMG_ROOT" --out "$OUT_ROOT" --engine "$ENGINE" --conf "$CONF" --cutler_root "$CUTLER_ROOT"
@@ -61,7 +81,6 @@ ARGS=(--img_root "$IMG_ROOT" --out "$OUT_ROOT" --engine "$ENGINE" --conf "$CONF"
 echo "[pseudo] split=$SPLIT engine=$ENGINE conf=$CONF workers=$NUM_GPUS gpus=${GPU_IDS[*]:-none (CPU)}"
 echo "[pseudo] $IMG_ROOT -> $OUT_ROOT/masks (logs in $LOG_DIR)"
 cd "$WSOVVIS_ROOT"
-export PYTHONPATH="$WSOVVIS_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 PIDS=()
 for ((r = 0; r < NUM_GPUS; r++)); do
   log="$LOG_DIR/worker_${r}_of_${NUM_GPUS}.log"
@@ -92,9 +111,12 @@ done
 import sys
 from wsovvis.pseudo.frames import list_videos
 from wsovvis.pseudo.runner import summarize
-s = summarize(sys.argv[2], list_videos(sys.argv[1]))
-missing = len(list_videos(sys.argv[1])) - len(s.done) - len(s.failed)
-print(f"[pseudo] all workers: {s.line()}; {missing} not processed")
+videos = list_videos(sys.argv[1])
+s = summarize(sys.argv[2], videos)
+missing = len(videos) - len(s.done) - len(s.failed)
+# s.done counts every finished video, also those a worker skipped as finished by an earlier run
+print(f"[pseudo] all workers: {len(s.done)} of {len(videos)} videos finished (in this run or an earlier one), "
+      f"{len(s.failed)} failed, {missing} not processed")
 if s.failed:
     print(f"[pseudo] failed (see {sys.argv[2]}/manifest): {', '.join(s.failed[:20])}" + (" ..." if len(s.failed) > 20 else ""))
 PY

@@ -40,7 +40,7 @@ ARCH_CHOICES = ("auto", "classic", "dino_vits8", "dino_vitb8", "dino_vits16", "d
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--img_root", required=True, help="folder of <video>/ folders of frames")
-    p.add_argument("--out", required=True, help="output folder: masks/, manifest/, logs/")
+    p.add_argument("--out", required=True, help="output folder: masks/, manifest/ (and logs/ with --workers > 1)")
     p.add_argument("--engine", default="maskcut", choices=("maskcut", "videocutler", "owlv2_sam2"))
     p.add_argument("--arch", default="auto", choices=ARCH_CHOICES,
                    help="maskcut features: auto = classic (weight-free) without --weights, dino_vitb8 with")

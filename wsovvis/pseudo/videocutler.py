@@ -146,7 +146,7 @@ class VideoCutLEREngine:
                             stats={"kept_clip_instances": kept, "tubes": len(out)})
 
 
-def _missing_pieces(cutler_root: Path, weights: str | None) -> list[str]:
+def missing_pieces(cutler_root: Path, weights: str | None) -> list[str]:
     """Everything the real model needs that is absent, each with what to do about it."""
     miss = []
     if not (cutler_root / "videocutler").is_dir():
@@ -177,7 +177,7 @@ class CutLERPredictor:
     def __init__(self, cutler_root: str | os.PathLike = DEFAULT_CUTLER, weights: str | None = None,
                  device: str | None = None, stub_msda: bool = True):
         root = Path(cutler_root)
-        miss = _missing_pieces(root, weights)
+        miss = missing_pieces(root, weights)
         if miss:
             raise WsovvisError("the videocutler engine cannot start; missing:\n  - " + "\n  - ".join(miss))
         import torch
