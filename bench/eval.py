@@ -12,7 +12,9 @@ Both go through a JSON round trip (every string its own object, as when results 
 evaluator runs ``--repeat`` times on the same input in one process: CPU time (``time.process_time``: the cores
 are shared) and wall time, min and median, their ratios, and the largest |difference| of the 12 stats and the
 precision/recall arrays against the plain evaluator, for the compiled-kernel backend and for the pycocotools
-backend (used when the kernel is not built). Then an LV-VIS-sized input (1,196 categories, 100 predictions per
+backend (used when the kernel is not built). The whole command is timed too: `wsovvis eval` reading the files
+(orjson) against a script that ``json.load``s them and runs the plain evaluator.
+Then an LV-VIS-sized input (1,196 categories, 100 predictions per
 video): time and peak traced memory (tracemalloc; the kernel allocates through PyMem_Raw, so it is traced).
 
     .venv/bin/python bench/eval.py                       # full run (the plain evaluator takes minutes)
@@ -222,6 +224,47 @@ def json_round_trip(obj):
     return json.loads(json.dumps(obj))
 
 
+PLAIN_COMMAND = """
+import json, sys, time
+from wsovvis.evaluation.reference import reference_evaluate
+t = time.perf_counter()
+gt = json.load(open(sys.argv[1])); res = json.load(open(sys.argv[2]))
+t_load = time.perf_counter() - t
+reference_evaluate(gt, res, class_agnostic=sys.argv[3] == '1')
+print('load', t_load)
+"""
+
+
+def whole_command(label: str, gt: dict, results: list, class_agnostic: bool, skip_reference: bool) -> None:
+    """Wall time of the whole command from files on disk (interpreter start, imports, JSON parsing, checks,
+    evaluation): `wsovvis eval` against the plain evaluator behind a plain ``json.load`` script."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        gt_path, res_path = Path(d) / "gt.json", Path(d) / "results.json"
+        gt_path.write_text(json.dumps(gt))
+        res_path.write_text(json.dumps(results))
+        mb = (gt_path.stat().st_size + res_path.stat().st_size) / 2**20
+        root = str(Path(__file__).resolve().parents[1])
+        cmd = [sys.executable, "-m", "wsovvis", "eval", "--gt", str(gt_path), "--results", str(res_path), "--json"]
+        if class_agnostic:
+            cmd.append("--class_agnostic")
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, cwd=root)
+        ours = time.perf_counter() - t
+        line = f"[{label}] whole command from files ({mb:.0f} MiB of JSON): wsovvis eval {ours:6.2f} s wall"
+        if not skip_reference:
+            t = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", PLAIN_COMMAND, str(gt_path), str(res_path),
+                                  "1" if class_agnostic else "0"], check=True, capture_output=True, text=True,
+                                 cwd=root)
+            plain = time.perf_counter() - t
+            load = float(out.stdout.split()[-1])
+            line += f"   plain evaluator script {plain:6.2f} s (json.load {load:.2f} s)   ratio {plain / ours:5.1f}x"
+        print(line)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--videos", type=int, default=300)
@@ -236,6 +279,8 @@ def main() -> int:
     p.add_argument("--lvvis-videos", type=int, default=300, help="videos of the LV-VIS-sized run (0: skip)")
     p.add_argument("--lvvis-reference", action="store_true", help="also time the plain evaluator on it")
     p.add_argument("--skip-reference", action="store_true", help="time only the fast evaluator")
+    p.add_argument("--skip-whole-command", action="store_true",
+                   help="skip the whole-command timing (subprocesses reading the JSON files)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
 
@@ -255,6 +300,8 @@ def main() -> int:
               f"{time.perf_counter() - t:.1f}s)")
         compare(f"{case} ytvis", gt, results, a.repeat, a.skip_reference)
         compare(f"{case} class-agnostic", gt, results, a.repeat, a.skip_reference, class_agnostic=True)
+        if not a.skip_whole_command:
+            whole_command(f"{case} ytvis", gt, results, False, a.skip_reference)
         del gt, results
 
     if a.lvvis_videos:
