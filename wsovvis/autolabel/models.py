@@ -151,8 +151,10 @@ class Owlv2Detector:
         if not prompts:
             return Detections.empty()
         h, w = image.shape[:2]
+        # Queries padded to the text model's length (16 for OWLv2); a saved tokenizer may not record it.
+        max_len = int(self.model.config.text_config.max_position_embeddings)
         inputs = self.processor(text=[list(prompts)], images=[image], return_tensors="pt",
-                                padding="max_length", truncation=True)
+                                padding="max_length", truncation=True, max_length=max_len)
         inputs = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
                   for k, v in inputs.items()}
         with torch.inference_mode():
@@ -227,10 +229,12 @@ class Sam2VideoTracker:
             self.processor.add_inputs_to_inference_session(
                 inference_session=session, frame_idx=0, obj_ids=box_ids,
                 input_boxes=[[np.asarray(prompts[k], dtype=np.float32).tolist() for k in box_ids]])
-        for k in mask_ids:
+        if mask_ids:
             self.processor.add_inputs_to_inference_session(
-                inference_session=session, frame_idx=0, obj_ids=k,
-                input_masks=np.asarray(prompts[k]).astype(np.float32))
+                inference_session=session, frame_idx=0, obj_ids=mask_ids,
+                input_masks=[np.asarray(prompts[k]).astype(np.float32) for k in mask_ids])
+        # Each add call replaces the session's list of objects with new inputs; all of them have some.
+        session.obj_with_new_inputs = list(box_ids) + list(mask_ids)
         masks = {k: np.zeros((t, h, w), bool) for k in prompts}
         with torch.inference_mode():
             for o in self.model.propagate_in_video_iterator(inference_session=session, start_frame_idx=0,
@@ -247,7 +251,7 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     a = np.asarray(image)
     if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
         raise ValueError(f"expected a uint8 [H, W, 3] RGB image, got {a.dtype} {list(a.shape)}")
-    return a
+    return a if a.flags.writeable else a.copy()  # torch.from_numpy warns on read-only arrays (PIL's)
 
 
 def _from_pretrained(cls, path: Path, flag: str, device: str, dtype):
