@@ -98,8 +98,9 @@ def build_app(opts: AppOptions):
                     elem_id="test-models")
             with gr.Row():
                 with gr.Column(scale=1):
-                    prompts_text = gr.Textbox(label="prompts (one per line or comma-separated; 'class: prompt' "
-                                              "maps a prompt to a class)", lines=3, elem_id="test-prompts")
+                    prompts_text = gr.Textbox(label="prompts (one per line or comma-separated; 'prompt = class' "
+                                              "maps a prompt to a class)", lines=3, elem_id="test-prompts",
+                                              placeholder="red ball = ball, blue ball = ball, person")
                     prompts_file = gr.File(label="or a vocabulary file (text, or a YouTube-VIS/LV-VIS JSON)",
                                            elem_id="test-vocab", type="filepath")
                     threshold = gr.Slider(0.0, 1.0, value=0.1, step=0.01, label="score threshold",
@@ -111,7 +112,7 @@ def build_app(opts: AppOptions):
                 with gr.Column(scale=2):
                     test_status = gr.HTML(elem_id="test-status")
                     preview = gr.Gallery(label="annotated preview", elem_id="test-preview", columns=2,
-                                         height=420, allow_preview=True)
+                                         height=420, allow_preview=True, object_fit="contain")
                     test_table = gr.Dataframe(headers=labeling.DETECTION_COLUMNS, label="detections",
                                               elem_id="test-table", interactive=False)
 
@@ -128,7 +129,8 @@ def build_app(opts: AppOptions):
                     run_batch = gr.Button("Label all", variant="primary", elem_id="batch-run")
                 with gr.Column(scale=2):
                     batch_status = gr.HTML(elem_id="batch-status")
-                    gallery = gr.Gallery(label="annotated images", elem_id="batch-gallery", columns=4, height=360)
+                    gallery = gr.Gallery(label="annotated images", elem_id="batch-gallery", columns=4, height=360,
+                                         object_fit="contain")
                     batch_zip = gr.File(label="ZIP: resized images + coco_export.json", elem_id="batch-zip",
                                         interactive=False)
                     batch_counts = gr.Dataframe(headers=labeling.COUNT_COLUMNS, label="per image",
@@ -140,7 +142,8 @@ def build_app(opts: AppOptions):
             with gr.Row():
                 review_json = gr.Textbox(value=opts.review_json, label="YouTube-VIS JSON (tubes, labels or "
                                          "predictions) on the server", elem_id="review-json", scale=3)
-                review_upload = gr.File(label="or upload it", elem_id="review-upload", type="filepath", scale=1)
+                review_upload = gr.File(label="or upload it", elem_id="review-upload", type="filepath", scale=1,
+                                        height=90)
             with gr.Row():
                 frame_root = gr.Textbox(value=opts.frame_root, label="frame folder (file_names are relative to it)",
                                         elem_id="review-frames", scale=3)
@@ -169,7 +172,7 @@ def build_app(opts: AppOptions):
                     keep_undecided = gr.Checkbox(value=True, label="keep undecided tubes when saving",
                                                  elem_id="review-keep")
                     save_btn = gr.Button("Save curated JSON", variant="primary", elem_id="review-save")
-                    saved = gr.File(label="curated JSON", elem_id="review-saved", interactive=False)
+                    saved = gr.File(label="curated JSON", elem_id="review-saved", interactive=False, height=60)
 
         # --------------------------------------------------------------- Metrics
         with gr.Tab("Metrics", id="metrics", elem_id="tab-metrics"):
@@ -207,7 +210,10 @@ def build_app(opts: AppOptions):
         run_batch.click(on_batch, [batch_files, batch_folder, prompts_text, prompts_file, threshold, mode, max_side],
                         [batch_status, gallery, batch_zip, batch_counts])
 
-        def _video_view(s: review.ReviewSession, vid: int, request) -> tuple:
+        def _video_view(s: review.ReviewSession, vid, request) -> tuple:
+            if vid is None:
+                raise WsovvisError("choose a video first")
+            vid = int(vid)
             png, gif_path, note = review.render_video(s, vid, sdir(request) / "review",
                                                       gif_frames=opts.max_preview_frames)
             return (str(png), str(gif_path) if gif_path else None, review.tube_rows(s, vid),
@@ -237,33 +243,35 @@ def build_app(opts: AppOptions):
             s = _need(s)
             if vid is None:
                 raise WsovvisError("choose a video")
-            png, gif_path, rows, pick_update, note = _video_view(s, int(vid), request)
+            png, gif_path, rows, pick_update, note = _video_view(s, vid, request)
             return ok(note), png, gif_path, rows, pick_update
 
         video.input(on_video, [review_state, video], [review_status, sheet, gif, tubes, pick])
 
         def _decider(decision: str):
-            @_guarded(6)
+            @_guarded(7)
             def on_decide(s, vid, chosen, request: gr.Request):
                 s = _need(s)
                 review.decide(s, chosen or [], decision)
-                png, gif_path, rows, pick_update, note = _video_view(s, int(vid), request)
+                png, gif_path, rows, pick_update, note = _video_view(s, vid, request)
                 msg = f"{decision}: tube{'s' * (len(chosen) > 1)} {', '.join(f'#{t}' for t in chosen)}"
-                return ok(msg), s, png, gif_path, rows, pick_update
+                videos = gr.update(choices=review.video_choices(s), value=vid)
+                return ok(msg), s, png, gif_path, rows, pick_update, videos
 
             return on_decide
 
-        outs = [review_status, review_state, sheet, gif, tubes, pick]
+        outs = [review_status, review_state, sheet, gif, tubes, pick, video]
         accept_btn.click(_decider(review.ACCEPTED), [review_state, video, pick], outs)
         reject_btn.click(_decider(review.REJECTED), [review_state, video, pick], outs)
         undo_btn.click(_decider(review.UNDECIDED), [review_state, video, pick], outs)
 
-        @_guarded(6)
+        @_guarded(7)
         def on_rename(s, vid, chosen, name, request: gr.Request):
             s = _need(s)
             review.rename(s, chosen or [], name)
-            png, gif_path, rows, pick_update, _ = _video_view(s, int(vid), request)
-            return ok(f"renamed {len(chosen)} tube(s) to '{name.strip()}'"), s, png, gif_path, rows, pick_update
+            png, gif_path, rows, pick_update, _ = _video_view(s, vid, request)
+            return (ok(f"renamed {len(chosen)} tube(s) to '{name.strip()}'"), s, png, gif_path, rows, pick_update,
+                    gr.skip())
 
         rename_btn.click(on_rename, [review_state, video, pick, new_name], outs)
 
