@@ -78,8 +78,10 @@ def image_features(
     for a in anns:
         seg = a.get("segmentation")
         has_seg = seg is not None and seg != []
-        rle = segmentation_to_rle(seg, h, w, where=f"annotation {a['id']}") if has_seg else None
         box = a.get("bbox")
+        # the mask is only needed for a missing box or area, or for the PNGs
+        need_mask = has_seg and (box is None or segmentation or (profile == "tfds" and a.get("area") is None))
+        rle = segmentation_to_rle(seg, h, w, where=f"annotation {a['id']}") if need_mask else None
         if box is None:
             if rle is None:
                 stats.no_box += 1

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from wsovvis.data.coco import load_coco
 from wsovvis.errors import WsovvisError
 from wsovvis.export import tfrecord
-from wsovvis.export.example_proto import encode_example
+from wsovvis.export.example_proto import encode_example_parts
 from wsovvis.export.examples import PROFILES, ImageStats, image_features
 from wsovvis.utils.io import atomic_open, atomic_write_json, atomic_write_text
 from wsovvis.utils.logging import get_logger
@@ -149,7 +149,7 @@ def _write_shard(index: int, progress: tqdm | None = None) -> _ShardResult:
                 continue
             anns = plan.anns_by_image.get(image_id, [])
             feats, st = image_features(plan.profile, im, data, anns, plan.label_of, segmentation=plan.segmentation)
-            res.bytes += tfrecord.write_record(f, encode_example(feats))
+            res.bytes += tfrecord.write_record_parts(f, encode_example_parts(feats))
             res.records += 1
             res.reencoded += reencoded
             res.empty_images += st.boxes == 0

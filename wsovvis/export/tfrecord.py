@@ -43,6 +43,19 @@ def write_record(f: BinaryIO, data: bytes) -> int:
     return len(data) + 16
 
 
+def write_record_parts(f: BinaryIO, parts: list[bytes]) -> int:
+    """Append one record whose data is ``b"".join(parts)`` without joining them (the CRC runs over the parts)."""
+    length = sum(len(p) for p in parts)
+    header = _LEN.pack(length)
+    f.write(header + _CRC.pack(masked_crc(header)))
+    crc = 0
+    for p in parts:
+        crc = _crc32c.crc32c(p, crc)
+        f.write(p)
+    f.write(_CRC.pack((((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF))
+    return length + 16
+
+
 def read_records(path: str | os.PathLike, *, check_crc: bool = True) -> Iterator[bytes]:
     """Yield every record's data; `WsovvisError` names the file, the record and the byte offset of any damage."""
     with open(path, "rb") as f:
