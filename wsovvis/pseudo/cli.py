@@ -29,10 +29,12 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 from tqdm import tqdm  # noqa: E402
 
 from wsovvis.errors import WsovvisError  # noqa: E402
-from wsovvis.pseudo.runner import run_shard, shard, summarize  # noqa: E402
+from wsovvis.pseudo.runner import check_provenance, run_shard, shard, summarize  # noqa: E402
 from wsovvis.utils.logging import get_logger  # noqa: E402
+from wsovvis.utils.workers import child_preexec, stop_processes  # noqa: E402
 
 log = get_logger(__name__)
+PARENT_ENV = "WSOVVIS_PSEUDO_PARENT_PID"
 
 ARCH_CHOICES = ("auto", "classic", "dino_vits8", "dino_vitb8", "dino_vits16", "dino_vitb16", "dinov2_vits14",
                 "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitb14_reg4")
@@ -66,14 +68,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes for this shard (default 1)")
     p.add_argument("--gpus", help="comma-separated GPU ids, one per worker (sets CUDA_VISIBLE_DEVICES)")
     p.add_argument("--no_progress", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="--out holds tubes made with other parameters: delete them and start again")
+    p.add_argument("--trust_pickle", action="store_true",
+                   help="load --weights with full unpickling (legacy files holding Python objects); this runs "
+                        "any code the file contains, so only for files from a source you trust")
+
+
+# options that change how a run executes but not the tubes it makes (not part of the provenance record)
+EXECUTION_ONLY = {"shard_index", "num_shards", "workers", "gpus", "no_progress", "verbose", "device", "overwrite",
+                  "trust_pickle", "cutler_root", "out", "command"}
+
+
+def provenance_params(args: argparse.Namespace) -> dict:
+    """The parameters recorded in ``<out>/params.json``: every option that can change the tubes."""
+    params = {k: v for k, v in sorted(vars(args).items()) if k not in EXECUTION_ONLY and not callable(v)}
+    for k in ("img_root", "weights"):
+        if params.get(k):
+            params[k] = os.path.abspath(params[k])
+    return params
 
 
 def _child_argv(args: argparse.Namespace, index: int, num: int) -> list[str]:
     argv = [sys.executable, "-m", "wsovvis", "pseudo", "--shard_index", str(index), "--num_shards", str(num),
             "--workers", "1", "--no_progress"]
-    skip = {"shard_index", "num_shards", "workers", "gpus", "no_progress", "verbose"}
+    # --overwrite is the parent's decision (made before the workers start): a worker must not delete
+    # the outputs of the others
+    skip = {"shard_index", "num_shards", "workers", "gpus", "no_progress", "verbose", "overwrite"}
     for k, v in vars(args).items():
         if k in skip or v is None:
+            continue
+        if isinstance(v, bool):  # store_true flags
+            if v:
+                argv.append(f"--{k}")
             continue
         if isinstance(v, list):  # repeatable flags (--class_threshold)
             for x in v:
@@ -102,6 +129,7 @@ def _run_workers(args: argparse.Namespace) -> int:
         env["PYTHONPATH"] = os.pathsep.join(x for x in (pkg_parent, env.get("PYTHONPATH")) if x)
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[r]
+        env[PARENT_ENV] = str(os.getpid())  # the worker dies with this process (see main)
         sub = i + r * n
         log_file = open(logs / f"shard_{sub:03d}_of_{n * k:03d}.log", "a")  # noqa: SIM115 - closed below
         procs.append((subprocess.Popen(_child_argv(args, sub, n * k), env=env, stdout=log_file,
@@ -117,10 +145,9 @@ def _run_workers(args: argparse.Namespace) -> int:
             bar.set_postfix(failed=len(s.failed))
             bar.refresh()
     finally:
-        for p, f in procs:
-            if p.poll() is None:
-                p.terminate()
-            p.wait()
+        # Ctrl-C / SIGTERM / an error here: stop the workers, bounded (SIGTERM, wait, SIGKILL)
+        stop_processes([p for p, _ in procs])
+        for _, f in procs:
             f.close()
         bar.close()
     s = summarize(Path(args.out), mine)
@@ -133,10 +160,13 @@ def _run_workers(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    if os.environ.get(PARENT_ENV):  # a worker of `_run_workers`: never outlive the parent
+        child_preexec(int(os.environ.pop(PARENT_ENV)))
     if args.workers < 1:
         raise WsovvisError(f"--workers must be >= 1, got {args.workers}")
     if not Path(args.img_root).is_dir():
         raise WsovvisError(f"{args.img_root}: --img_root is not a folder")
+    check_provenance(args.out, provenance_params(args), overwrite=args.overwrite)
     if args.workers > 1:
         return _run_workers(args)
     from wsovvis.pseudo.engines import build_engine

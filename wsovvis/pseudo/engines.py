@@ -27,7 +27,7 @@ ENGINES = ("maskcut", "videocutler", "owlv2_sam2")
 DEFAULTS: dict[str, Any] = {
     "engine": "maskcut", "arch": "auto", "weights": None, "tau": None, "num_cuts": None, "refine": "guided",
     "short_side": None, "conf": 0.8, "clip_len": 64, "overlap": 8, "cutler_root": "third_party/CutLER",
-    "device": None, "min_len": 3,
+    "device": None, "min_len": 3, "trust_pickle": False,
 }
 # Weight-free cut settings, tuned on the DAVIS sample and the synthetic videos (bench/pseudo_davis.py).
 CLASSIC_CUT = {"tau": 0.5, "num_cuts": 4, "fg_rule": "saliency", "min_saliency": 0.3}
@@ -67,7 +67,7 @@ def build_engine(cfg: Namespace | dict):
         features = build_features("classic", **kw)
         cut = dict(CLASSIC_CUT)
     else:
-        kw = {"weights": weights, "device": _get(cfg, "device")}
+        kw = {"weights": weights, "device": _get(cfg, "device"), "trust_pickle": bool(_get(cfg, "trust_pickle"))}
         if _get(cfg, "short_side"):
             kw["short_side"] = int(_get(cfg, "short_side"))
         features = build_features(arch, **kw)

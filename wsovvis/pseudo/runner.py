@@ -5,6 +5,8 @@ Output layout under ``out``::
     masks/<video>/mask_<frame stem>.png        id PNGs (0 = background), atomic writes
     masks/<video>/tracks.json                  each track's score (and category), `wsovvis.data.track_sidecar`
     manifest/shard_<i>_of_<n>.jsonl            one JSON line per video of shard i (rewritten atomically)
+    params.json                                the parameters the tubes were made with (`check_provenance`)
+    masks/.<video>.partial/                    a video being written (renamed to masks/<video> when complete)
 
 A manifest line is ``{"video", "status": "done" | "failed", ...}``; ``done`` lines list the frame
 stems and the tubes (``id``, ``score``, ``frames``, ``first``, ``last``, ``mean_area``), ``failed``
@@ -18,6 +20,8 @@ Shard ``i`` of ``n`` takes ``sorted(videos)[i::n]``: the shards cover every vide
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -32,7 +36,7 @@ from wsovvis.data.track_sidecar import sidecar_path, write_sidecar
 from wsovvis.errors import WsovvisError
 from wsovvis.pseudo.cleanup import paint_ids
 from wsovvis.pseudo.frames import list_videos, load_video
-from wsovvis.utils.io import atomic_write_text
+from wsovvis.utils.io import atomic_write_json, atomic_write_text, clean_stale_tmp, read_json
 from wsovvis.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -127,15 +131,73 @@ class Summary:
                 f"{len(self.failed)} failed{tubes}")
 
 
+PARAMS_NAME = "params.json"
+
+
+def check_provenance(out: str | Path, params: dict[str, Any], overwrite: bool = False) -> None:
+    """Record ``params`` in ``<out>/params.json``, or refuse an ``out`` made with other parameters.
+
+    Resuming into an ``out`` whose recorded parameters differ (or that holds outputs but no record)
+    would keep the old masks as "already finished"; that is an error naming the differing keys unless
+    ``overwrite``, which deletes ``masks/`` and ``manifest/`` and starts again. A record without any
+    manifest (a run that stopped before its first video) is simply replaced.
+    """
+    out = Path(out)
+    path = out / PARAMS_NAME
+    has_outputs = any((out / "manifest").glob("*.jsonl"))
+    old: dict | None = None
+    if path.is_file() and has_outputs:
+        old = read_json(path, "pseudo parameters record")
+        if old == params:
+            return
+        keys = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k)) if isinstance(old, dict) else []
+        what = "; ".join(f"{k}: recorded {old.get(k)!r}, now {params.get(k)!r}" for k in keys[:8]) or "unreadable"
+        problem = f"{path}: {out} holds pseudo tubes made with other parameters ({what})"
+    elif has_outputs:
+        problem = f"{out}: holds pseudo tubes with no {PARAMS_NAME} record of their parameters"
+    else:
+        problem = None
+    if problem:
+        if not overwrite:
+            raise WsovvisError(f"{problem}; pass --overwrite to delete them and start again, or choose another --out")
+        log.warning("%s; --overwrite: deleting %s and %s", problem, out / "masks", out / "manifest")
+        for sub in ("masks", "manifest"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, params, indent=1)
+
+
+def staging_dir(out: Path, name: str) -> Path:
+    """Where a video's PNGs are written before they replace ``masks/<video>`` (hidden: converters skip it)."""
+    return Path(out) / "masks" / f".{name}.partial"
+
+
+def _publish(staging: Path, final: Path) -> None:
+    """Replace ``final`` by the complete ``staging`` folder: a video's masks appear all at once."""
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def process_video(engine, img_root: Path, out: Path, name: str) -> dict[str, Any]:
-    """Run ``engine`` on one video and write its PNGs; -> its ``done`` manifest entry."""
+    """Run ``engine`` on one video and write its PNGs; -> its ``done`` manifest entry.
+
+    The PNGs and ``tracks.json`` go to `staging_dir` first and replace ``masks/<video>`` in one rename,
+    so an interrupted run (even SIGKILL) never leaves a video with part of its masks.
+    """
     t0 = time.perf_counter()
     short_side, multiple, max_long = engine.frame_spec
     video = load_video(img_root, name, short_side, multiple, max_long)
     result = engine(video)
+    staging = staging_dir(out, name)
+    shutil.rmtree(staging, ignore_errors=True)  # a killed run's leftovers
     for t, stem in enumerate(video.stems):
-        write_ids(png_path(out, name, stem), paint_ids(result.tubes, t, video.size))
-    write_track_sidecar(out / "masks" / name, name, result.tubes, getattr(engine, "categories", None))
+        write_ids(staging / png_path(out, name, stem).name, paint_ids(result.tubes, t, video.size))
+    write_track_sidecar(staging, name, result.tubes, getattr(engine, "categories", None))
+    _publish(staging, Path(out) / "masks" / name)
     return {"video": name, "status": "done", "engine": engine.name, "num_frames": len(video),
             "size": list(video.size), "stems": video.stems, "tubes": tube_records(result.tubes, len(video)),
             "notes": list(result.notes), "stats": result.stats, "seconds": round(time.perf_counter() - t0, 3)}
@@ -147,6 +209,7 @@ def run_shard(engine, img_root: str | Path, out: str | Path, index: int = 0, num
     img_root, out = Path(img_root), Path(out)
     mine = shard(list_videos(img_root), index, num)
     mpath = manifest_path(out, index, num)
+    clean_stale_tmp(mpath.parent, mpath.name)  # a killed run's half-written manifest
     own = read_manifest(mpath)
     everywhere = read_manifests(out)
     summary = Summary()
@@ -175,6 +238,7 @@ def run_shard(engine, img_root: str | Path, out: str | Path, index: int = 0, num
             for png in (out / "masks" / name).glob("mask_*.png"):
                 png.unlink(missing_ok=True)
             sidecar_path(out / "masks" / name).unlink(missing_ok=True)
+            shutil.rmtree(staging_dir(out, name), ignore_errors=True)
         own[name] = entry
         atomic_write_text(mpath, "".join(json.dumps(own[v]) + "\n" for v in sorted(own)))
         bar.set_postfix(done=len(summary.done), failed=len(summary.failed))

@@ -20,6 +20,7 @@ import numpy as np
 from wsovvis.errors import WsovvisError
 from wsovvis.pseudo.features import FeatureExtractor, VideoFeatures, register_features
 from wsovvis.utils.logging import get_logger
+from wsovvis.utils.safe_load import load_untrusted
 
 log = get_logger(__name__)
 
@@ -56,10 +57,12 @@ def _unwrap(state: dict) -> dict:
     return out
 
 
-def load_vit(arch: str, weights: str | os.PathLike | None, device: str = "cpu"):
-    """timm ViT ``arch`` (a key of `VIT_ARCHS`) with the local checkpoint ``weights``."""
+def load_vit(arch: str, weights: str | os.PathLike | None, device: str = "cpu", trust_pickle: bool = False):
+    """timm ViT ``arch`` (a key of `VIT_ARCHS`) with the local checkpoint ``weights``.
+
+    The file is read by `wsovvis.utils.safe_load` (no code runs unless ``trust_pickle``).
+    """
     import timm
-    import torch
     from timm.models.vision_transformer import checkpoint_filter_fn
 
     if arch not in VIT_ARCHS:
@@ -74,10 +77,7 @@ def load_vit(arch: str, weights: str | os.PathLike | None, device: str = "cpu"):
     path = Path(weights)
     if not path.is_file():
         raise WsovvisError(f"{path}: --weights file does not exist (a local {timm_name} checkpoint is needed)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for non-checkpoints
-        raise WsovvisError(f"{path}: cannot load --weights as a torch checkpoint ({type(e).__name__}: {e})") from e
+    state = load_untrusted(path, what=f"--weights ({timm_name} checkpoint)", trust_pickle=trust_pickle)
     if not isinstance(state, dict):
         raise WsovvisError(f"{path}: --weights holds a {type(state).__name__}, expected a state dict")
     model = timm.create_model(timm_name, pretrained=False, num_classes=0, dynamic_img_size=True)
@@ -140,13 +140,13 @@ class ViTFeatures(FeatureExtractor):
     """
 
     def __init__(self, arch: str = "dino_vitb8", weights: str | None = None, short_side: int = 480,
-                 max_long: int = 864, batch_size: int = 4, device: str | None = None):
+                 max_long: int = 864, batch_size: int = 4, device: str | None = None, trust_pickle: bool = False):
         import torch
 
         self.arch = arch
         self.name = arch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = load_vit(arch, weights, self.device)
+        self.model = load_vit(arch, weights, self.device, trust_pickle)
         self.multiple = int(self.model.patch_embed.patch_size[0])
         self.embed_dim = int(self.model.embed_dim)
         self.prefix = int(self.model.num_prefix_tokens)
