@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from wsovvis.data.train_config import CopyPasteConfig, ImageDataConfig
 from wsovvis.engine.schema import from_dict, to_dict
 from wsovvis.errors import WsovvisError
 from wsovvis.modeling.config import ModelConfig
@@ -34,6 +35,8 @@ class DataConfig:
     prefetch_factor: int = 2
     max_train_videos: int = 0  # 0 = all; N trains on the first N usable videos (overfitting checks)
     max_val_videos: int = 0  # 0 = all; N evaluates the first N videos (smoke runs)
+    images: ImageDataConfig = field(default_factory=ImageDataConfig)  # still images mixed in (data/image_clips.py)
+    copy_paste: CopyPasteConfig = field(default_factory=CopyPasteConfig)  # CutLER copy-paste (data/copy_paste.py)
 
     def __post_init__(self) -> None:
         if self.num_workers < 0 or self.prefetch_factor < 1:

@@ -61,8 +61,12 @@ def per_rank_batch(cfg, world_size: int) -> int:
     return s.ims_per_batch // div
 
 
-def build_train_dataset(cfg) -> YTVISClipDataset:
+def build_train_dataset(cfg, plain: bool = False) -> YTVISClipDataset:
     d, i = cfg.data, cfg.input
+    if not plain and (d.images.json or d.copy_paste.enabled):  # still images mixed in and/or copy-paste
+        from wsovvis.engine.image_data import build_mixed_train_dataset
+
+        return build_mixed_train_dataset(cfg, lambda: build_train_dataset(cfg, plain=True))
     if not d.train_json or not d.train_img_root:
         raise WsovvisError("config: data.train_json and data.train_img_root must be set for training")
     aug = ClipAugmentation(
@@ -77,7 +81,9 @@ def build_train_dataset(cfg) -> YTVISClipDataset:
 def build_train_loader(cfg, dataset: YTVISClipDataset, rank: int, world_size: int, start_iter: int) -> DataLoader:
     """Loader yielding collated micro-batches of ``per_rank_batch`` clips, resumed at ``start_iter``."""
     batch = per_rank_batch(cfg, world_size)
-    sampler = InfiniteClipSampler(len(dataset), cfg.seed, rank, world_size, start=start_iter * cfg.solver.ims_per_batch)
+    start = start_iter * cfg.solver.ims_per_batch
+    sampler = (dataset.sampler(cfg.seed, rank, world_size, start) if hasattr(dataset, "sampler")  # images + videos
+               else InfiniteClipSampler(len(dataset), cfg.seed, rank, world_size, start=start))
     workers = cfg.data.num_workers
     return DataLoader(
         dataset, batch_size=batch, sampler=sampler, num_workers=workers,
