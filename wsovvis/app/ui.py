@@ -143,7 +143,7 @@ def build_app(opts: AppOptions):
                 review_json = gr.Textbox(value=opts.review_json, label="YouTube-VIS JSON (tubes, labels or "
                                          "predictions) on the server", elem_id="review-json", scale=3)
                 review_upload = gr.File(label="or upload it", elem_id="review-upload", type="filepath", scale=1,
-                                        height=90)
+                                        height=140)
             with gr.Row():
                 frame_root = gr.Textbox(value=opts.frame_root, label="frame folder (file_names are relative to it)",
                                         elem_id="review-frames", scale=3)
@@ -172,7 +172,7 @@ def build_app(opts: AppOptions):
                     keep_undecided = gr.Checkbox(value=True, label="keep undecided tubes when saving",
                                                  elem_id="review-keep")
                     save_btn = gr.Button("Save curated JSON", variant="primary", elem_id="review-save")
-                    saved = gr.File(label="curated JSON", elem_id="review-saved", interactive=False, height=60)
+                    saved = gr.File(label="curated JSON", elem_id="review-saved", interactive=False, height=110)
 
         # --------------------------------------------------------------- Metrics
         with gr.Tab("Metrics", id="metrics", elem_id="tab-metrics"):

@@ -1,0 +1,81 @@
+"""``wsovvis app`` without a browser: flags, start-up without models, handlers turning errors into messages."""
+
+from __future__ import annotations
+
+import socket
+from types import SimpleNamespace
+
+import pytest
+
+from wsovvis.cli import main as cli_main
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    from wsovvis.app.session import SessionDirs, prepare_environment
+
+    dirs = SessionDirs(tmp_path_factory.mktemp("app"))
+    prepare_environment(dirs.root)
+    from wsovvis.app.labeling import Labeler
+    from wsovvis.app.ui import AppOptions, build_app
+
+    demo = build_app(AppOptions(labeler=Labeler(), dirs=dirs))
+    yield demo, dirs
+    dirs.remove_all()
+
+
+def _fn(demo, name: str):
+    return next(f.fn for f in demo.fns.values() if getattr(f, "name", None) == name)
+
+
+def _prop(demo, elem_id: str, key: str = "value"):
+    return next(c["props"][key] for c in demo.config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+
+
+def test_starts_without_models_and_says_which_flags(app, tmp_path):
+    demo, dirs = app
+    banner = _prop(demo, "test-models")
+    assert "--detector" in banner and "--segmenter" in banner and "error" in banner
+    assert _prop(demo, "test-mode") == "detect"
+    (tmp_path / "a.png").write_bytes(b"")
+    request = SimpleNamespace(session_hash="abc")
+    status = _fn(demo, "on_test")(str(tmp_path / "a.png"), "red", None, 0.1, "detect", request)[0]
+    assert "no detector" in status and "--detector" in status
+    status = _fn(demo, "on_batch")([], "", "red", None, 0.1, "detect", 640, request)[0]
+    assert "--detector" in status
+
+
+def test_handlers_show_bad_input_and_internal_errors_as_messages(app, tmp_path):
+    import gradio as gr
+
+    from wsovvis.app.ui import _guarded
+
+    demo, dirs = app
+    request = SimpleNamespace(session_hash="abc")
+    (tmp_path / "x.json").write_text("[1, 2]")
+    out = _fn(demo, "on_open")(str(tmp_path / "x.json"), None, str(tmp_path), "", request)
+    assert "x.json: is a results list" in out[0] and all(isinstance(o, type(gr.skip())) for o in out[1:])
+    assert "open a YouTube-VIS JSON first" in _fn(demo, "on_save")(None, True, request)[0]
+    assert "has no metrics.jsonl" in _fn(demo, "on_metrics")(str(tmp_path), request)[0]
+
+    @_guarded(2)
+    def broken():
+        return {}["missing"]
+
+    msg = broken()[0]
+    assert "internal error (KeyError" in msg and "server log" in msg
+    assert (dirs.root / "sessions" / "abc").is_dir()
+    dirs.remove_session("abc")
+    assert not (dirs.root / "sessions" / "abc").exists()
+
+
+def test_bad_flags_exit_2_naming_the_flag(tmp_path, capsys):
+    assert cli_main(["app", "--detector", str(tmp_path / "missing_owlv2"), "--port", "0"]) == 2
+    assert "--detector" in capsys.readouterr().err
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        assert cli_main(["app", "--port", str(taken)]) == 2
+        assert f"--port {taken}: cannot listen there" in capsys.readouterr().err
+    assert cli_main(["app", "--port", "0", "--max_preview_frames", "0"]) == 2
