@@ -6,7 +6,7 @@ images get ids 1..N in file-name order, annotations ids 1..M, each keeps its ``s
 
 `write_zip` writes ``images/<file_name>`` resized so that the long side is ``size`` pixels and a
 ``coco_export.json`` whose boxes, areas and segmentations are in the resized coordinates
-(polygons scaled; RLE masks resized with nearest neighbour and re-encoded).
+(polygons scaled; RLE masks resized by pixel coverage, kept where > 0.5, and re-encoded).
 """
 
 from __future__ import annotations
@@ -56,8 +56,10 @@ def scale_annotation(a: dict, src_hw: tuple[int, int], dst_hw: tuple[int, int]) 
     x, y, bw, bh = a["bbox"]
     seg = a.get("segmentation")
     if isinstance(seg, dict):
-        m = rle_utils.decode(seg).astype(np.uint8)
-        m = cv2.resize(m, (nw, nh), interpolation=cv2.INTER_NEAREST).astype(bool)
+        m = rle_utils.decode(seg).astype(np.float32)
+        # pixel coverage, then majority: matches what the (filtered) resized image shows
+        interp = cv2.INTER_AREA if nh * nw < h * w else cv2.INTER_LINEAR
+        m = cv2.resize(m, (nw, nh), interpolation=interp) > 0.5
         out["segmentation"] = rle_utils.encode(m)
         out["area"] = int(m.sum())
         out["bbox"] = rle_utils.mask_bbox(m) if m.any() else [x * sx, y * sy, bw * sx, bh * sy]

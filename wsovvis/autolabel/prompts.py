@@ -8,7 +8,7 @@ the map leaves out are not searched for. Map files:
 
 * JSON: ``{"prompt": "class name", ...}`` (a class may also be given by its integer id), or
   ``{"class name": ["prompt", "prompt", ...]}`` (lists mean class -> prompts);
-* text: one ``prompt = class name`` per line (``#`` comments).
+* text: one ``prompt = class name`` (or ``= class id``) per line (``#`` comments).
 """
 
 from __future__ import annotations
@@ -112,7 +112,10 @@ def _build(cats: list[dict], pairs, source: str, map_source: str) -> PromptSet:
                                    f"which {source} does not have")
             cid = cls
         else:
-            cid = by_name.get(str(cls).strip().lower())
+            key = str(cls).strip()
+            cid = by_name.get(key.lower())
+            if cid is None and key.isdigit() and int(key) in ids:  # a class id written in a text map
+                cid = int(key)
             if cid is None:
                 raise WsovvisError(f"{map_source}: prompt {prompt!r} maps to unknown class {cls!r} "
                                    f"(not in the vocabulary {source})")

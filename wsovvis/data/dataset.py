@@ -2,9 +2,9 @@
 
 `YTVISClipDataset` yields one augmented clip per item. An item key is either an index or an
 ``(index, seed)`` pair; with a seed, the clip (frames, crop, size, flip) depends only on it, so
-training is reproducible whatever the number of loader workers. Videos without annotations,
-and videos whose frames are missing on disk, are skipped at construction; ``skipped`` lists them
-with the reason and the count is logged.
+training is reproducible whatever the number of loader workers. Videos without annotations are
+kept as negatives (as VNext does; ``drop_empty=True`` skips them); videos whose frames are missing
+on disk are skipped at construction; ``skipped`` lists them with the reason and the count is logged.
 
 One training sample (tensors on CPU)::
 
@@ -117,6 +117,7 @@ class YTVISClipDataset(Dataset):
         class_agnostic: bool = False,
         check_frames: bool = True,
         max_videos: int = 0,
+        drop_empty: bool = False,
     ) -> None:
         self.json_path = str(json_path)
         self.img_root = Path(img_root)
@@ -132,10 +133,13 @@ class YTVISClipDataset(Dataset):
         self.videos: list[dict] = []
         self.anns: list[list[dict]] = []
         self.skipped: list[SkippedVideo] = []
+        # VNext keeps videos without annotations (FILTER_EMPTY_ANNOTATIONS False): negatives whose clips
+        # have no targets; ``drop_empty`` (data.drop_empty_videos) skips them instead.
+        self.negatives = 0
         for v in ds.videos:
             anns = [a for a in ds.anns_by_video.get(v["id"], []) if not a.get("iscrowd", 0)]
             anns = [a for a in anns if any(s is not None for s in a["segmentations"])]
-            if not anns:
+            if not anns and drop_empty:
                 self.skipped.append(SkippedVideo(v["id"], _video_name(v), "no annotations"))
                 continue
             if ytvis.video_length(v) < 1:
@@ -147,6 +151,7 @@ class YTVISClipDataset(Dataset):
                 continue
             self.videos.append(v)
             self.anns.append(anns)
+            self.negatives += not anns
             if max_videos and len(self.videos) >= max_videos:
                 break
         if self.skipped:
@@ -156,7 +161,10 @@ class YTVISClipDataset(Dataset):
                 reasons[key] = reasons.get(key, 0) + 1
             log.warning("%s: skipped %d of %d videos (%s)", self.json_path, len(self.skipped), len(ds.videos),
                         ", ".join(f"{n} {r}" for r, n in reasons.items()))
-        if not self.videos:
+        if self.negatives:
+            log.info("%s: %d of %d training videos have no annotations: kept as negatives "
+                     "(data.drop_empty_videos=true drops them)", self.json_path, self.negatives, len(self.videos))
+        if not any(self.anns):
             raise WsovvisError(f"{self.json_path}: no video with annotations and frames on disk to train on "
                                f"({len(self.skipped)} skipped)")
 

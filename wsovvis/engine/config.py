@@ -35,6 +35,9 @@ class DataConfig:
     prefetch_factor: int = 2
     max_train_videos: int = 0  # 0 = all; N trains on the first N usable videos (overfitting checks)
     max_val_videos: int = 0  # 0 = all; N evaluates the first N videos (smoke runs)
+    # training videos without annotations: kept as negatives like VNext (FILTER_EMPTY_ANNOTATIONS False);
+    # true drops them (the count is logged either way)
+    drop_empty_videos: bool = False
     images: ImageDataConfig = field(default_factory=ImageDataConfig)  # still images mixed in (data/image_clips.py)
     copy_paste: CopyPasteConfig = field(default_factory=CopyPasteConfig)  # CutLER copy-paste (data/copy_paste.py)
 

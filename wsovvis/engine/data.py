@@ -75,7 +75,8 @@ def build_train_dataset(cfg, plain: bool = False) -> YTVISClipDataset:
     )
     return YTVISClipDataset(d.train_json, d.train_img_root, num_frames=i.sampling_frame_num,
                             frame_range=i.sampling_frame_range, augmentation=aug,
-                            class_agnostic=d.train_classes == "agnostic", max_videos=d.max_train_videos)
+                            class_agnostic=d.train_classes == "agnostic", max_videos=d.max_train_videos,
+                            drop_empty=d.drop_empty_videos)
 
 
 def build_train_loader(cfg, dataset: YTVISClipDataset, rank: int, world_size: int, start_iter: int) -> DataLoader:
