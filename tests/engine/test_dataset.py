@@ -37,7 +37,7 @@ def small_set(tmp_path):
 
 def test_targets_absent_frames_are_zero_and_invalid(small_set):
     json_path, root = small_set
-    ds = YTVISClipDataset(json_path, root, num_frames=3, frame_range=2, augmentation=NO_AUG)
+    ds = YTVISClipDataset(json_path, root, num_frames=3, frame_range=2, augmentation=NO_AUG, drop_empty=True)
     assert len(ds) == 2 and [s.reason for s in ds.skipped] == ["no annotations"]
     # reference frame 1 with range 2 and 3 frames: draw until the clip is exactly [0, 1, 2]
     for seed in range(200):
@@ -72,9 +72,19 @@ def test_instances_absent_from_the_whole_clip_are_left_out(small_set):
 def test_one_frame_video_gives_a_repeated_clip(small_set):
     json_path, root = small_set
     ds = YTVISClipDataset(json_path, root, num_frames=4, frame_range=10, augmentation=NO_AUG)
-    s = ds[(1, 3)]
+    s = ds[(2, 3)]
     assert s["frame_indices"] == [0, 0, 0, 0]
     assert s["masks"].shape == (1, 4, 32, 48) and s["valid"].all()
+
+
+def test_videos_without_annotations_are_negatives_by_default(small_set):
+    """VNext keeps them (FILTER_EMPTY_ANNOTATIONS False): a clip with frames and no targets."""
+    json_path, root = small_set
+    ds = YTVISClipDataset(json_path, root, num_frames=2, frame_range=1, augmentation=NO_AUG)
+    assert len(ds) == 3 and ds.negatives == 1 and ds.skipped == []
+    s = ds[(1, 0)]
+    assert s["images"].shape == (2, 3, 32, 48) and s["masks"].shape == (0, 2, 32, 48)
+    assert s["labels"].shape == (0,) and s["boxes"].shape == (0, 2, 4) and s["valid"].shape == (0, 2)
 
 
 def test_class_agnostic_labels_and_resize(small_set):

@@ -81,6 +81,7 @@ D2_KEYS: dict[str, str] = {
     "INPUT.MAX_SIZE_TEST": "model.inference.max_size",
     "INPUT.CROP.ENABLED": "input.crop.enabled",
     "INPUT.CROP.SIZE": "input.crop.size",
+    "DATALOADER.FILTER_EMPTY_ANNOTATIONS": "data.drop_empty_videos",
 }
 # detectron2 prefix -> our prefix; the rest of the key is lower-cased (MODEL.DINOV2.WEIGHTS -> model.backbone.weights).
 D2_PREFIXES: dict[str, str] = {"MODEL.DINOV2.": "model.backbone."}
@@ -127,7 +128,6 @@ VNEXT_DEFAULTS: dict[str, Any] = {
     "INPUT.CROP.TYPE": "absolute_range",
     "INPUT.SAMPLING_FRAME_SHUFFLE": False,
     "INPUT.AUGMENTATIONS": [],
-    "DATALOADER.FILTER_EMPTY_ANNOTATIONS": False,
     "DATALOADER.ASPECT_RATIO_GROUPING": True,
     "TEST.DETECTIONS_PER_IMAGE": 100,
     "OUTPUT_DIR": "./output",

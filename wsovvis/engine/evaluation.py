@@ -30,7 +30,12 @@ log = get_logger(__name__)
 
 
 def check_eval_setup(cfg, val: YTVISVideoDataset, train_categories: list[dict] | None) -> list[int]:
-    """Fail early on an impossible evaluation; returns contiguous class index -> result category id."""
+    """Fail early on an impossible evaluation; returns contiguous class index -> result category id.
+
+    Model classes (``model.num_classes``), training classes (``data.train_classes`` / the train
+    JSON's categories), the val JSON's categories and the ``eval`` mode must agree: a 1-class model
+    scored per class against a multi-category val JSON would report AP 0 everywhere, so it fails
+    naming the fix (``eval=agnostic``)."""
     e = cfg.eval
     if e.mode == "local" and not val.ds.has_annotations:
         raise WsovvisError(
@@ -43,16 +48,24 @@ def check_eval_setup(cfg, val: YTVISVideoDataset, train_categories: list[dict] |
         raise WsovvisError(f"{val.json_path}: has no categories")
     if e.class_agnostic:
         return [val_ids[0]] * cfg.model.num_classes
+    fix = "evaluate class-agnostic with eval=agnostic (or eval.class_agnostic=true)"
     if cfg.data.train_classes == "agnostic":
-        raise WsovvisError("config: data.train_classes=agnostic trains one class; evaluate it with "
-                           "eval.class_agnostic=true")
+        raise WsovvisError(f"config: data.train_classes=agnostic trains one class, but eval is per class "
+                           f"against the {len(val_ids)} categories of {val.json_path}; {fix}")
     cats = train_categories if train_categories is not None else val.ds.categories
+    if cfg.model.num_classes == 1 and len(val_ids) > 1 and len(cats) > 1:
+        raise WsovvisError(f"config: model.num_classes=1 (a class-agnostic model) scored per class against the "
+                           f"{len(val_ids)} categories of {val.json_path} would give AP 0 for every class; {fix}")
+    if len(cats) > cfg.model.num_classes:
+        raise WsovvisError(f"config: model.num_classes={cfg.model.num_classes} but the "
+                           f"{'training' if train_categories is not None else 'val'} JSON has {len(cats)} categories; "
+                           f"set model.num_classes={len(cats)} or {fix}")
     cmap = contiguous_category_map(cats)
     index_to_id = sorted(cmap, key=cmap.__getitem__)
     unknown = [cid for cid in index_to_id if cid not in set(val_ids)]
     if unknown:
         raise WsovvisError(f"{val.json_path}: training category ids {unknown[:10]} are not categories of the "
-                           "val JSON; evaluate class-agnostic (eval.class_agnostic=true) or use matching categories")
+                           f"val JSON; {fix}, or use matching categories")
     return index_to_id
 
 
@@ -143,12 +156,11 @@ def evaluate_results(cfg, results: list[dict], val: YTVISVideoDataset, run_dir: 
                         validate_json=False, source=val.json_path)
     metrics = evaluate(gt, results, flavor=cfg.eval.flavor, class_agnostic=cfg.eval.class_agnostic,
                        lenient=cfg.eval.lenient)
+    total = len(val.ds.videos)
     protocol = {"split": cfg.data.val_name, "val_json": val.json_path, "class_agnostic": cfg.eval.class_agnostic,
-                "flavor": cfg.eval.flavor, "videos": len(val), "iteration": iteration}
+                "flavor": cfg.eval.flavor, "videos": len(val), "videos_total": total, "iteration": iteration}
     atomic_write_json(out_dir / "metrics.json", {"protocol": protocol, "metrics": metrics}, indent=2)
-    kind = "class-agnostic" if cfg.eval.class_agnostic else "per class"
-    print(f"\nevaluation at iteration {iteration} ({cfg.data.val_name}, {kind}, {len(val)} videos)\n"
-          f"{format_stats_table(metrics)}\n", flush=True)
+    print(f"\n{eval_header(cfg, val, iteration)}\n{format_stats_table(metrics)}\n", flush=True)
     if writer is not None:
         flat = {f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
         for group in ("base", "novel"):
@@ -156,3 +168,13 @@ def evaluate_results(cfg, results: list[dict], val: YTVISVideoDataset, run_dir: 
                 flat.update({f"eval/{group}/{k}": v for k, v in metrics[group].items()})
         writer.write(iteration, flat)
     return metrics
+
+
+def eval_header(cfg, val: YTVISVideoDataset, iteration: int) -> str:
+    """``evaluation at iteration 4 (<val json>, class-agnostic, 2 of 8 videos: data.max_val_videos=2)``:
+    the file actually scored (not a group's ``val_name``) and how many of its videos."""
+    kind = "class-agnostic" if cfg.eval.class_agnostic else "per class"
+    total = len(val.ds.videos)
+    videos = f"{len(val)} of {total} videos" + (f": data.max_val_videos={cfg.data.max_val_videos}"
+                                                 if len(val) < total and cfg.data.max_val_videos else "")
+    return f"evaluation at iteration {iteration} ({val.json_path}, {cfg.eval.flavor} {kind}, {videos})"
