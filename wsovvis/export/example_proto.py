@@ -72,7 +72,7 @@ def example_class() -> type:
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.Example"))
 
 
-def _varint(n: int) -> bytes:
+def _varint_slow(n: int) -> bytes:
     """Protobuf base-128 varint; negative int64 values as their 64-bit two's complement (10 bytes)."""
     if n < 0:
         n += 1 << 64
@@ -84,52 +84,69 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-_SMALL_VARINTS = [_varint(i) for i in range(128)]
+_VARINTS = [_varint_slow(i) for i in range(1 << 14)]  # every 1- and 2-byte varint: lengths, ids, areas
+
+
+def _varint(n: int) -> bytes:
+    return _VARINTS[n] if 0 <= n < 16384 else _varint_slow(int(n))
+
+
 _FEATURE_TAG = {"bytes": b"\x0a", "float": b"\x12", "int64": b"\x1a"}  # Feature.{bytes,float,int64}_list
+BIG = 4096  # bytes values at least this long are passed through as parts of their own
 
 
-def _list_parts(kind: str, values: list) -> tuple[list[bytes], int]:
-    """The ``*List`` message body: repeated bytes (field 1), or packed floats / varints (field 1)."""
+def _list_body(kind: str, values: list) -> list[bytes]:
+    """The ``*List`` message body as pieces: repeated bytes (field 1), or packed floats / varints (field 1)."""
     if kind == "bytes":
-        parts = []
+        pieces = []
         for v in values:
-            parts.append(b"\x0a" + _varint(len(v)))
-            parts.append(v)
-        return parts, sum(len(p) for p in parts)
+            pieces.append(b"\x0a" + _varint(len(v)))
+            pieces.append(v)
+        return pieces
     if not values:
-        return [], 0  # proto3 omits an empty packed field
+        return []  # proto3 omits an empty packed field
     if kind == "float":
         body = struct.pack(f"<{len(values)}f", *values)
     elif kind == "int64":
-        body = b"".join(_SMALL_VARINTS[v] if 0 <= v < 128 else _varint(int(v)) for v in values)
+        body = b"".join([_varint(v) for v in values])
     else:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    head = b"\x0a" + _varint(len(body))
-    return [head, body], len(head) + len(body)
+    return [b"\x0a" + _varint(len(body)), body]
 
 
 def encode_example_parts(features: Features) -> list[bytes]:
     """``{key: (kind, values)}`` -> a serialized ``tf.train.Example`` as a list of parts (join or write them
-    in order). Map entries are sorted by key, as protobuf's deterministic serialization sorts them; large
-    ``bytes`` values are parts of their own, never copied."""
-    entries: list[bytes] = []
+    in order). Map entries are sorted by key bytes (C++ protobuf's deterministic order). ``bytes`` values of
+    `BIG` bytes or more are parts of their own, never copied; everything between them is joined."""
+    pieces: list[bytes] = []
     total = 0
     for key in sorted(features):
         kind, values = features[key]
         if kind not in _FEATURE_TAG:
             raise ValueError(f"feature {key!r}: kind must be one of {KINDS}, got {kind!r}")
-        body, body_len = _list_parts(kind, values)
+        body = _list_body(kind, values)
+        body_len = sum(len(p) for p in body)
         feature_head = _FEATURE_TAG[kind] + _varint(body_len)
         kb = key.encode("utf-8")
         feature_len = len(feature_head) + body_len
         entry_head = b"\x0a" + _varint(len(kb)) + kb + b"\x12" + _varint(feature_len)
         entry_len = len(entry_head) + feature_len
-        outer = b"\x0a" + _varint(entry_len)  # Features.feature (a map is a repeated entry message)
-        entries += [outer + entry_head + feature_head, *body]
-        total += len(outer) + entry_len
-    if not entries:
+        # Features.feature: a map is a repeated entry message {1: key, 2: value}
+        pieces += [b"\x0a" + _varint(entry_len) + entry_head + feature_head, *body]
+        total += 1 + len(_varint(entry_len)) + entry_len
+    if not pieces:
         return []  # like protobuf: an unset 'features' message is not written
-    return [b"\x0a" + _varint(total), *entries]  # Example.features
+    parts: list[bytes] = []
+    run: list[bytes] = [b"\x0a" + _varint(total)]  # Example.features
+    for p in pieces:
+        if len(p) >= BIG:
+            parts += [b"".join(run), p]
+            run = []
+        else:
+            run.append(p)
+    if run:
+        parts.append(b"".join(run))
+    return parts
 
 
 def encode_example(features: Features) -> bytes:
