@@ -127,6 +127,19 @@ def test_load_coco_reports_every_problem_with_file_and_path(tmp_path):
         coco.load_coco({"videos": [], "categories": []})
 
 
+def test_lvis_images_get_file_names_and_keep_their_keys():
+    lvis = {"images": [{"id": 5, "coco_url": "http://images.cocodataset.org/val2017/000000397133.jpg",
+                        "height": 8, "width": 8, "neg_category_ids": [3], "not_exhaustive_category_ids": []}],
+            "categories": [{"id": 1, "name": "aerosol_can", "synonyms": ["spray"], "frequency": "c"}],
+            "annotations": [{"id": 2, "image_id": 5, "category_id": 1, "bbox": [1, 1, 2, 2], "area": 4,
+                             "segmentation": [[1, 1, 3, 1, 3, 3, 1, 3]]}]}
+    y = coco.coco_to_ytvis(lvis)
+    (v,) = y["videos"]
+    assert v["file_names"] == ["val2017/000000397133.jpg"] and v["name"] == "val2017/000000397133"
+    assert v["neg_category_ids"] == [3] and (v["id"], v["height"], v["width"], v["length"]) == (5, 8, 8, 1)
+    assert rle.area(y["annotations"][0]["segmentations"][0]) == 4
+
+
 def test_plain_coco_becomes_one_frame_videos_with_compressed_rle():
     y = coco.coco_to_ytvis(_coco_sample())
     assert [(v["id"], v["name"], v["file_names"], v["length"]) for v in y["videos"]] == [

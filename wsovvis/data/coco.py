@@ -213,12 +213,24 @@ def format_coco_problems(source: str, problems: list[Problem], limit: int = MAX_
     return "\n".join(lines)
 
 
+def _fill_lvis_file_names(data: dict) -> None:
+    """LVIS images have ``coco_url`` and no ``file_name``: use its last two parts (``val2017/000000397133.jpg``)."""
+    for im in data.get("images") or []:
+        if isinstance(im, dict) and "file_name" not in im and isinstance(im.get("coco_url"), str):
+            im["file_name"] = "/".join(im["coco_url"].rstrip("/").split("/")[-2:])
+
+
 def load_coco(src: str | os.PathLike | dict, *, source: str | None = None, validate: bool = True) -> dict:
-    """Read (or take) a COCO instances dict and validate it; `WsovvisError` lists every problem with its path."""
+    """Read (or take) a COCO instances dict and validate it; `WsovvisError` lists every problem with its path.
+
+    LVIS images without ``file_name`` get one from ``coco_url`` (``<split>/<name>.jpg``, in place).
+    """
     if isinstance(src, dict):
         data, source = src, source or "<memory>"
     else:
         data, source = read_json(src, "COCO JSON"), str(src)
+    if isinstance(data, dict):
+        _fill_lvis_file_names(data)
     if validate:
         problems = [p for p in validate_coco(data) if p.severity == "error"]
         if problems:
@@ -282,8 +294,10 @@ def ytvis_to_coco(ytvis: dict, every: int = 1, polygons: bool = False, *, source
 
 def _one_frame_videos(coco: dict, src: str) -> dict:
     """Plain COCO: each image a one-frame video (same id), each annotation a one-frame track (same id)."""
-    videos = [{"id": im["id"], "name": os.path.splitext(im["file_name"])[0], "file_names": [im["file_name"]],
-               "height": im["height"], "width": im["width"], "length": 1} for im in coco["images"]]
+    # other image keys (LVIS neg_category_ids, not_exhaustive_category_ids, urls) stay on the video
+    videos = [{**{k: v for k, v in im.items() if k not in ("file_name", "video_id", "frame_index")},
+               "name": os.path.splitext(im["file_name"])[0], "file_names": [im["file_name"]], "length": 1}
+              for im in coco["images"]]
     size = {im["id"]: (im["height"], im["width"]) for im in coco["images"]}
     anns = []
     for i, a in enumerate(coco.get("annotations") or []):
