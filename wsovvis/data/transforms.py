@@ -15,11 +15,17 @@ import numpy as np
 
 
 def resized_hw(h: int, w: int, short: int, max_size: int) -> tuple[int, int]:
-    """Output ``(h, w)`` of resizing the shorter side of ``h x w`` to ``short``, longer side <= ``max_size``."""
+    """Output ``(h, w)`` of resizing the shorter side of ``h x w`` to ``short``, longer side <= ``max_size``.
+
+    detectron2's ResizeShortestEdge rule (the shorter side is exactly ``short`` unless the cap applies;
+    rounding ``int(x + 0.5)``); used for training clips and, by `wsovvis.modeling.seqformer.inference`,
+    for test frames."""
     scale = short / min(h, w)
-    if max(h, w) * scale > max_size:
-        scale = max_size / max(h, w)
-    return max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
+    nh, nw = (short, scale * w) if h < w else (scale * h, short)
+    if max(nh, nw) > max_size:
+        s = max_size / max(nh, nw)
+        nh, nw = nh * s, nw * s
+    return max(1, int(nh + 0.5)), max(1, int(nw + 0.5))
 
 
 @dataclass(frozen=True)

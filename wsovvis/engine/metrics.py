@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from wsovvis.utils.io import atomic_write_text
+from wsovvis.utils.jsonl import read_jsonl
 from wsovvis.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -22,18 +23,7 @@ log = get_logger(__name__)
 
 def read_metrics(path: str | Path) -> list[dict]:
     """Parse ``metrics.jsonl``; a torn last line (killed writer) is ignored."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+    return read_jsonl(path)
 
 
 class MetricsWriter:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wsovvis.engine.metrics import read_metrics
 from wsovvis.utils.io import atomic_write_bytes
+from wsovvis.utils.jsonl import read_jsonl as read_metrics  # viz reads metrics.jsonl without importing the engine
 
 LOSS_EXCLUDE = {"iteration", "time", "lr", "grad_norm", "iter_time", "data_time", "memory_mb"}
 

@@ -20,6 +20,7 @@ from wsovvis.errors import WsovvisError
 from wsovvis.modeling.box_ops import box_cxcywh_to_xyxy, generalized_box_iou
 from wsovvis.modeling.seqformer.mask_head import dynamic_mask_logits
 from wsovvis.modeling.seqformer.matcher import HungarianMatcher
+from wsovvis.modeling.seqformer.valid_region import crop_valid_stride4
 from wsovvis.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -71,9 +72,8 @@ def mask_targets(
         )
     if h > Hm or w > Wm:
         raise WsovvisError(f"targets: masks {Hm}x{Wm} are smaller than the valid image size {h}x{w}")
-    ch, cw = min(-(-h // 4) + 1, hp), min(-(-w // 4) + 1, wp)  # one extra cell keeps the border interpolation
-    crop = pred[..., :ch, :cw]
-    n, T = crop.shape[:2]
+    crop = crop_valid_stride4(pred, (h, w))  # one extra cell keeps the border interpolation
+    n, T, ch, cw = crop.shape
     up = F.interpolate(crop.flatten(0, 1)[:, None], scale_factor=4, mode="bilinear", align_corners=False)
     up = up.view(n, T, 4 * ch, 4 * cw)[..., :h, :w]
     return up, gt[..., :h, :w].to(pred.dtype)

@@ -40,22 +40,13 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from wsovvis.data import rle as rle_utils
+from wsovvis.data.transforms import resized_hw as resized_shape  # one resize rule for training and test sizes
 from wsovvis.errors import WsovvisError
 from wsovvis.modeling.seqformer.model import SIZE_DIVISIBILITY
 from wsovvis.modeling.seqformer.postprocess import SeqFormerPostProcessor
 from wsovvis.utils.logging import get_logger
 
 log = get_logger(__name__)
-
-
-def resized_shape(h: int, w: int, short: int, max_size: int) -> tuple[int, int]:
-    """detectron2's ResizeShortestEdge output size: shortest edge ``short``, longest at most ``max_size``."""
-    scale = short / min(h, w)
-    nh, nw = (short, scale * w) if h < w else (scale * h, short)
-    if max(nh, nw) > max_size:
-        s = max_size / max(nh, nw)
-        nh, nw = nh * s, nw * s
-    return int(nh + 0.5), int(nw + 0.5)
 
 
 def prepare_frame(frame, size: tuple[int, int], index: int) -> torch.Tensor:

@@ -7,11 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsovvis.modeling.seqformer.mask_head import dynamic_mask_logits
-
-
-def valid_stride4(hw: tuple[int, int], canvas: tuple[int, int]) -> tuple[int, int]:
-    """Rows/cols of a stride-4 map needed to cover a valid ``h x w`` (one extra cell for interpolation)."""
-    return min(-(-hw[0] // 4) + 1, canvas[0]), min(-(-hw[1] // 4) + 1, canvas[1])
+from wsovvis.modeling.seqformer.valid_region import crop_valid_stride4, valid_stride4  # noqa: F401 (re-exported)
 
 
 class SeqFormerPostProcessor(nn.Module):
@@ -74,9 +70,7 @@ class SeqFormerPostProcessor(nn.Module):
             outputs["mask_refs"][b, query_idx],
             outputs["image_sizes"][b],
         )
-        h, w = (int(v) for v in outputs["image_sizes"][b])
-        ch, cw = valid_stride4((h, w), logits.shape[-2:])
-        return logits[..., :ch, :cw]
+        return crop_valid_stride4(logits, outputs["image_sizes"][b])
 
     def binarize(self, logits: torch.Tensor, image_size: tuple[int, int], orig_size: tuple[int, int]) -> torch.Tensor:
         """``[n, hv, wv]`` stride-4 logits -> bool ``[n, H0, W0]``."""
