@@ -29,6 +29,7 @@ from wsovvis.errors import WsovvisError
 from wsovvis.export import tfrecord
 from wsovvis.export.example_proto import encode_example_parts
 from wsovvis.export.examples import PROFILES, ImageStats, image_features
+from wsovvis.export.readme import readme_snippet
 from wsovvis.utils.io import atomic_open, atomic_write_json, atomic_write_text
 from wsovvis.utils.logging import get_logger
 
@@ -285,64 +286,3 @@ def export_tfrecord(
                     len(clipped_ids), clipped_ids[:10], " ..." if len(clipped_ids) > 10 else "")
     return report
 
-
-def readme_snippet(prefix: Path, num_shards: int, profile: str, lm: dict) -> str:
-    """The generated README beside the shards: what the files hold and how Scenic OWL-ViT reads them."""
-    pattern = f"{prefix.name}-*-of-{num_shards:05d}.tfrecord"
-    names = lm["names"]
-    shown = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
-    image_key = "image/encoded" if profile == "scenic" else "image"
-    return f"""# TFRecords written by `wsovvis export tfrecord` (profile: {profile})
-
-Files: `{pattern}` ({num_shards} shard(s), images assigned round robin by sorted image id).
-Each record is a `tf.train.Example` with `{image_key}` (JPEG bytes), `image/filename`, `image/id`,
-{"`image/height`, `image/width`, " if profile == "scenic" else ""}`objects/bbox` (float, flattened
-[ymin, xmin, ymax, xmax] normalised to [0, 1]), `objects/label` (0-based index into `label_map.json` names),
-`objects/id`, `objects/area`, `objects/is_crowd` (int64).
-The files were written without TensorFlow (record framing with masked CRC-32C from the `crc32c` package,
-`Example` messages by the `protobuf` runtime); `tf.data.TFRecordDataset` reads them as usual.
-
-## Reading them in Scenic OWL-ViT
-
-Scenic's OWL-ViT input pipeline loads data through `tfds.builder(...)` and a decoder registered in
-`scenic/projects/owl_vit/preprocessing/input_pipeline.py::DECODERS`; its `DecodeCocoExample` takes the
-nested dict `{{'image', 'image/id', 'objects': {{'bbox', 'label', 'id', 'area', 'is_crowd'}}}}`. Parse the
-records with this feature description (Scenic's `centernet/input_pipeline.py::coco_feature_description`)
-and rebuild that dict, for example:
-
-```python
-import tensorflow as tf
-files = tf.io.gfile.glob("{prefix.parent}/{pattern}")
-desc = {{
-    "{image_key}": tf.io.FixedLenFeature([], tf.string),
-    "image/id": tf.io.FixedLenFeature([], tf.int64),
-    "objects/bbox": tf.io.VarLenFeature(tf.float32),
-    "objects/label": tf.io.VarLenFeature(tf.int64),
-    "objects/id": tf.io.VarLenFeature(tf.int64),
-    "objects/area": tf.io.VarLenFeature(tf.int64),
-    "objects/is_crowd": tf.io.VarLenFeature(tf.int64),
-}}
-def decode(record):
-    f = tf.io.parse_single_example(record, desc)
-    dense = {{k: tf.sparse.to_dense(v) if isinstance(v, tf.sparse.SparseTensor) else v for k, v in f.items()}}
-    return {{"image": tf.io.decode_jpeg(dense["{image_key}"], channels=3), "image/id": dense["image/id"],
-            "objects": {{"bbox": tf.reshape(dense["objects/bbox"], [-1, 4]), "label": dense["objects/label"],
-                        "id": dense["objects/id"], "area": dense["objects/area"],
-                        "is_crowd": tf.cast(dense["objects/is_crowd"], tf.bool)}}}}
-ds = tf.data.TFRecordDataset(files).map(decode)
-```
-
-then pass `ds` where the config's `dataset_configs` expects the TFDS split, with the decoder being
-`DecodeCocoExample` (or register it in `DECODERS` under your dataset name).
-
-## Class names
-
-Scenic maps labels to text with `['padding'] + names` looked up at `label + 1`, so the class names to
-pass (in this order, e.g. as the dataset's ClassLabel names / `text_queries`) are, from `label_map.json`:
-
-{shown}
-
-({lm["num_classes"]} classes; original category ids are in `label_map.json`{"" if lm["contiguous_ids"] else
-", they were not contiguous and were mapped to 0..K-1"}.)
-Classes with no boxes in an image can be added as negatives via `negative_text_labels`.
-"""
