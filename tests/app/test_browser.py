@@ -1,13 +1,14 @@
 """End to end in a real headless Chromium: serve ``wsovvis app``, drive every tab, check what comes back.
 
 Test tab: prompts on a synthetic image with the colour stand-ins -> annotated preview and table; a
-non-image upload -> a message in the page, and the server keeps answering. Batch: two images -> the
-ZIP is downloaded by the browser and loaded with pycocotools. Review: a JSON that is not YouTube-VIS
-and a frame folder that does not match -> messages; then a synthetic JSON is opened, one tube
-rejected, the curated JSON saved and checked (`wsovvis check`). Metrics: plots and AP table of a run.
-Throughout: no request leaves 127.0.0.1, nothing is written into the app's working folder, and the
-session folder is gone after the server stops. Screenshots of each tab are saved as artifacts
-(``$WSOVVIS_TEST_ARTIFACTS`` or pytest's tmp folder) and their folder is logged.
+non-image upload and a video longer than the preview -> messages in the page, the server keeps
+answering. Batch: two images -> the ZIP is downloaded by the browser and loaded with pycocotools.
+Review: a JSON that is not YouTube-VIS and a frame folder that does not match -> messages; then a
+synthetic JSON is opened, one tube rejected, the curated JSON saved and checked (`wsovvis check`).
+Metrics: plots and AP table of a run. Throughout: no request leaves 127.0.0.1, nothing is written
+into the app's working folder; closing the tab removes the session folder, stopping the server its
+root. Screenshots of each tab are saved as artifacts (``$WSOVVIS_TEST_ARTIFACTS`` or pytest's tmp
+folder) and their folder is logged.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -131,13 +133,18 @@ def test_app_in_a_real_browser(browser_binaries, tmp_path, tmp_path_factory):
     Image.fromarray(scene(120, 160)).save(data / "scene.png")
     Image.fromarray(scene(120, 160, shift=20)).save(data / "scene2.png")
     (data / "notes.txt").write_text("this is not an image")
+    clip = data / "clip.avi"
+    vw = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for t in range(10):
+        vw.write(np.ascontiguousarray(scene(120, 160, shift=t)[:, :, ::-1]))
+    vw.release()
     review_json, frames = write_review_set(data / "review")
     (data / "coco.json").write_text(json.dumps({"images": [], "annotations": [{"segmentation": []}],
                                                 "categories": []}))
     run_dir = write_run_dir(data / "run")
 
-    server = AppServer(["--detector", "standin:colour", "--segmenter", "standin:colour"], cwd=tmp_path / "cwd",
-                       log_path=shots / "server.log", tmp_dir=tmp_path / "tmp")
+    args = ["--detector", "standin:colour", "--segmenter", "standin:colour", "--max_preview_frames", "4"]
+    server = AppServer(args, cwd=tmp_path / "cwd", log_path=shots / "server.log", tmp_dir=tmp_path / "tmp")
     driver = None
     try:
         server.wait_ready()
@@ -153,6 +160,10 @@ def test_app_in_a_real_browser(browser_binaries, tmp_path, tmp_path_factory):
         page.upload("test-media", [data / "notes.txt"])
         msg = page.wait_text("test-status", "error:")
         assert "notes.txt: not an image or a video" in msg and "Traceback" not in msg
+        page.upload("test-media", [clip])
+        msg = page.wait_text("test-status", "the preview labels the first 4")
+        assert "clip.avi: 10 frames" in msg and "8 detection(s) on 4 frame(s)" in msg  # red + sky per frame
+        page.wait(lambda: len(page.els("#test-preview img")) == 4, "4 preview frames")
         page.upload("test-media", [data / "scene.png"])
         page.wait_text("test-status", "2 detection(s) on 1 frame(s)")
         page.wait(lambda: page.els("#test-preview img"), "the annotated preview")
@@ -239,6 +250,12 @@ def test_app_in_a_real_browser(browser_binaries, tmp_path, tmp_path_factory):
         assert server.alive()
         assert list((tmp_path / "cwd").iterdir()) == []
         assert np.asarray(Image.open(shots / "1_test_tab.png")).std() > 5  # a real picture, not a blank page
+        # Closing the tab ends the session: its folder (previews, ZIP, plots) goes while the server runs on.
+        sessions = session_roots[0] / "sessions"
+        assert len(list(sessions.iterdir())) == 1 and any(sessions.rglob("autolabel.zip"))
+        driver.get("about:blank")
+        page.wait(lambda: not list(sessions.iterdir()), "the session folder removed on unload")
+        assert server.alive()
     finally:
         if driver is not None:
             driver.quit()

@@ -195,9 +195,18 @@ def build_app(opts: AppOptions):
                                     max_frames=opts.max_preview_frames)
             return ok(res.note), res.images, res.rows
 
+        def on_setting(media_path, text, vocab_path, thr, md, request: gr.Request):
+            """A changed threshold or mode re-runs the preview when there is something to preview."""
+            if not media_path or not opts.labeler.ready:
+                return gr.skip(), gr.skip(), gr.skip()
+            return on_test(media_path, text, vocab_path, thr, md, request)
+
         test_inputs = [media, prompts_text, prompts_file, threshold, mode]
-        run_test.click(on_test, test_inputs, [test_status, preview, test_table])
-        media.upload(on_test, test_inputs, [test_status, preview, test_table])
+        test_outputs = [test_status, preview, test_table]
+        run_test.click(on_test, test_inputs, test_outputs)
+        media.upload(on_test, test_inputs, test_outputs)
+        threshold.release(on_setting, test_inputs, test_outputs)
+        mode.input(on_setting, test_inputs, test_outputs)
 
         @_guarded(4)
         def on_batch(files, folder, text, vocab_path, thr, md, side, request: gr.Request,
