@@ -52,6 +52,8 @@ def collate_clips(batch: list[dict], size_divisibility: int = 32) -> dict:
             "masks": masks,
             "valid": s["valid"],
             "size": s["size"],
+            # cached CLIP tube embeddings (distillation targets), when the dataset has them
+            **{k: s[k] for k in ("embeddings", "has_embedding") if k in s},
         })
     return {
         "images": images,

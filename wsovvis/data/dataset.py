@@ -49,6 +49,21 @@ def contiguous_category_map(categories: list[dict]) -> dict[int, int]:
     return {cid: i for i, cid in enumerate(sorted(c["id"] for c in categories))}
 
 
+BASE_PARTITIONS = (0, 1)  # LV-VIS: 0/1 base (COCO / frequent+common LVIS), 2/3 novel
+
+
+def base_categories(categories: list[dict], source: str) -> list[dict]:
+    """The base categories (``partition`` 0/1); every category needs a ``partition``."""
+    missing = [c["id"] for c in categories if c.get("partition") not in (0, 1, 2, 3)]
+    if missing:
+        raise WsovvisError(f"{source}: data.train_classes=base needs an LV-VIS 'partition' (0/1 base, 2/3 novel) "
+                           f"on every category; categories {missing[:10]} have none")
+    base = [c for c in categories if c["partition"] in BASE_PARTITIONS]
+    if not base:
+        raise WsovvisError(f"{source}: data.train_classes=base: no base category (partition 0/1)")
+    return base
+
+
 def read_frame(path: str | os.PathLike, video: str = "") -> np.ndarray:
     """RGB ``uint8 [H, W, 3]``; a missing or undecodable file raises `WsovvisError` naming it."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -117,8 +132,14 @@ class YTVISClipDataset(Dataset):
         class_agnostic: bool = False,
         check_frames: bool = True,
         max_videos: int = 0,
+        base_only: bool = False,
+        tube_embeddings: dict | None = None,
         drop_empty: bool = False,
     ) -> None:
+        """``base_only`` (``data.train_classes=base``): tracks of novel categories (LV-VIS ``partition``
+        2/3) are dropped from the targets (counted in ``dropped_novel``) and labels index the base
+        categories only. ``tube_embeddings``: ``{(video_id, track_id): vector [D]}`` (a `wsovvis embed`
+        cache) adds ``embeddings [n, D]`` / ``has_embedding [n]`` to each sample (distillation)."""
         self.json_path = str(json_path)
         self.img_root = Path(img_root)
         if not self.img_root.is_dir():
@@ -126,6 +147,10 @@ class YTVISClipDataset(Dataset):
         ds = ytvis.load(json_path, require_annotations=True, what="training YouTube-VIS JSON")
         self.categories = ds.categories
         self.category_map = contiguous_category_map(ds.categories)
+        self.dropped_novel = 0
+        if base_only:
+            self.category_map = contiguous_category_map(base_categories(ds.categories, self.json_path))
+        self.tube_embeddings = tube_embeddings
         self.class_agnostic = class_agnostic
         self.num_frames = num_frames
         self.frame_range = frame_range
@@ -139,6 +164,10 @@ class YTVISClipDataset(Dataset):
         for v in ds.videos:
             anns = [a for a in ds.anns_by_video.get(v["id"], []) if not a.get("iscrowd", 0)]
             anns = [a for a in anns if any(s is not None for s in a["segmentations"])]
+            if base_only:
+                n_all = len(anns)
+                anns = [a for a in anns if a["category_id"] in self.category_map]
+                self.dropped_novel += n_all - len(anns)
             if not anns and drop_empty:
                 self.skipped.append(SkippedVideo(v["id"], _video_name(v), "no annotations"))
                 continue
@@ -154,6 +183,9 @@ class YTVISClipDataset(Dataset):
             self.negatives += not anns
             if max_videos and len(self.videos) >= max_videos:
                 break
+        if base_only:
+            log.warning("%s: data.train_classes=base: dropped %d novel-category track(s) (partition 2/3); "
+                        "training on %d base categories", self.json_path, self.dropped_novel, len(self.category_map))
         if self.skipped:
             reasons: dict[str, int] = {}
             for s in self.skipped:
@@ -214,6 +246,7 @@ class YTVISClipDataset(Dataset):
             labels.append(0 if self.class_agnostic else self.category_map[a["category_id"]])
             ann_ids.append(a["id"])
         n = len(masks)
+        extra = self._embedding_targets(int(v["id"]), anns, ann_ids) if self.tube_embeddings is not None else {}
         mask_arr = np.stack(masks) if n else np.zeros((0, T, h, w), dtype=bool)
         boxes = np.zeros((n, T, 4), dtype=np.float32)
         valid = np.zeros((n, T), dtype=bool)
@@ -233,7 +266,22 @@ class YTVISClipDataset(Dataset):
             "video_id": int(v["id"]),
             "frame_indices": frames,
             "ann_ids": ann_ids,
+            **extra,
         }
+
+    def _embedding_targets(self, video_id: int, anns: list[dict], ann_ids: list[int]) -> dict:
+        """Cached tube embeddings of the kept tracks: ``embeddings [n, D]``, ``has_embedding [n]``."""
+        by_id = {a["id"]: a for a in anns}
+        dim = len(next(iter(self.tube_embeddings.values()))) if self.tube_embeddings else 0
+        emb = np.zeros((len(ann_ids), dim), dtype=np.float32)
+        has = np.zeros(len(ann_ids), dtype=bool)
+        for i, aid in enumerate(ann_ids):
+            a = by_id[aid]
+            tid = a["track_id"] if isinstance(a.get("track_id"), int) else a["id"]
+            vec = self.tube_embeddings.get((video_id, tid))
+            if vec is not None:
+                emb[i], has[i] = vec, True
+        return {"embeddings": torch.from_numpy(emb), "has_embedding": torch.from_numpy(has)}
 
 
 class YTVISVideoDataset:

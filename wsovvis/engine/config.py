@@ -30,16 +30,17 @@ class DataConfig:
     val_name: str = "val"
     # Training targets: "dataset" uses the category ids of train_json; "agnostic" maps every
     # track to class 0 (pseudo tubes carry no meaningful class).
-    train_classes: Literal["dataset", "agnostic"] = "dataset"
+    train_classes: Literal["dataset", "agnostic", "base"] = "dataset"  # base: LV-VIS partition 0/1 tracks only
+    tube_embeddings: str | None = None  # `wsovvis embed` cache of train_json (model.loss.distill_weight > 0)
     num_workers: int = 2
     prefetch_factor: int = 2
     max_train_videos: int = 0  # 0 = all; N trains on the first N usable videos (overfitting checks)
     max_val_videos: int = 0  # 0 = all; N evaluates the first N videos (smoke runs)
+    images: ImageDataConfig = field(default_factory=ImageDataConfig)  # still images mixed in (data/image_clips.py)
+    copy_paste: CopyPasteConfig = field(default_factory=CopyPasteConfig)  # CutLER copy-paste (data/copy_paste.py)
     # training videos without annotations: kept as negatives like VNext (FILTER_EMPTY_ANNOTATIONS False);
     # true drops them (the count is logged either way)
     drop_empty_videos: bool = False
-    images: ImageDataConfig = field(default_factory=ImageDataConfig)  # still images mixed in (data/image_clips.py)
-    copy_paste: CopyPasteConfig = field(default_factory=CopyPasteConfig)  # CutLER copy-paste (data/copy_paste.py)
 
     def __post_init__(self) -> None:
         if self.num_workers < 0 or self.prefetch_factor < 1:
@@ -120,6 +121,7 @@ class EvalConfig:
     class_agnostic: bool = False
     flavor: Literal["ytvis", "lvvis"] = "ytvis"
     lenient: bool = False
+    vocab: str | None = None  # class_head=text: text embeddings .npy to evaluate with (default: the model's)
 
 
 @dataclass

@@ -76,7 +76,21 @@ def build_train_dataset(cfg, plain: bool = False) -> YTVISClipDataset:
     return YTVISClipDataset(d.train_json, d.train_img_root, num_frames=i.sampling_frame_num,
                             frame_range=i.sampling_frame_range, augmentation=aug,
                             class_agnostic=d.train_classes == "agnostic", max_videos=d.max_train_videos,
-                            drop_empty=d.drop_empty_videos)
+                            drop_empty=d.drop_empty_videos,
+                            base_only=d.train_classes == "base",
+                            tube_embeddings=load_tube_embeddings(d.tube_embeddings))
+
+
+def load_tube_embeddings(root: str | None) -> dict | None:
+    """``data.tube_embeddings``: a `wsovvis embed` cache -> ``{(video_id, track_id): float32 [D]}`` (None if unset)."""
+    if not root:
+        return None
+    from wsovvis.openvocab.cache import load_feats, read_index
+
+    index, meta = read_index(root)
+    keys = sorted(index)
+    feats = load_feats([index[k] for k in keys], int(meta.get("dim", 0)))
+    return dict(zip(keys, feats))
 
 
 def build_train_loader(cfg, dataset: YTVISClipDataset, rank: int, world_size: int, start_iter: int) -> DataLoader:

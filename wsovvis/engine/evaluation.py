@@ -48,6 +48,8 @@ def check_eval_setup(cfg, val: YTVISVideoDataset, train_categories: list[dict] |
         raise WsovvisError(f"{val.json_path}: has no categories")
     if e.class_agnostic:
         return [val_ids[0]] * cfg.model.num_classes
+    if getattr(cfg.model, "class_head", "linear") == "text":
+        return []  # open vocabulary: classes = the eval vocabulary's rows (wsovvis.engine.vocabulary.eval_vocab)
     fix = "evaluate class-agnostic with eval=agnostic (or eval.class_agnostic=true)"
     if cfg.data.train_classes == "agnostic":
         raise WsovvisError(f"config: data.train_classes=agnostic trains one class, but eval is per class "

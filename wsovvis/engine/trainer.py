@@ -171,13 +171,19 @@ class Trainer:
         cfg = self.cfg
         s = cfg.solver
         dataset = build_train_dataset(cfg)
-        if dataset.num_classes > cfg.model.num_classes:
+        if getattr(unwrap(self.model), "text_head", None) is not None:  # class_head=text: the training classes' rows
+            from wsovvis.engine.vocabulary import training_vocab
+
+            unwrap(self.model).set_vocabulary(training_vocab(cfg, dataset.category_map, dataset.categories),
+                                              str(cfg.model.text_head.embeddings))
+        if dataset.num_classes > getattr(unwrap(self.model), "num_classes", cfg.model.num_classes):
             raise WsovvisError(f"{cfg.data.train_json}: {dataset.num_classes} training classes but "
                                f"model.num_classes={cfg.model.num_classes}")
         if self.rank == 0:
             atomic_write_json(self.ctx.run_dir / "data_report.json", {
                 "train_json": cfg.data.train_json, "videos": len(dataset), "skipped": len(dataset.skipped),
-                "skipped_videos": [vars(v) for v in dataset.skipped]}, indent=2)
+                "skipped_videos": [vars(v) for v in dataset.skipped],
+                "dropped_novel_tracks": getattr(dataset, "dropped_novel", 0)}, indent=2)
         if self.world > 1:
             self.model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
@@ -285,7 +291,7 @@ def run(cfg, ctx: Context) -> dict:
     wants_eval = cfg.eval_only or cfg.eval.at_end or cfg.eval.period > 0
     val = build_val_dataset(cfg) if wants_eval else None
     need_eval = val is not None
-    index_to_id = None
+    index_to_id = eval_emb = eval_vocab_path = None
     if need_eval:
         train_cats = None
         if cfg.data.train_json and Path(cfg.data.train_json).is_file():
@@ -293,6 +299,10 @@ def run(cfg, ctx: Context) -> dict:
 
             train_cats = ytvis.load(cfg.data.train_json, validate_json=False).categories
         index_to_id = check_eval_setup(cfg, val, train_cats)
+        if getattr(cfg.model, "class_head", "linear") == "text" and not cfg.eval.class_agnostic:
+            from wsovvis.engine.vocabulary import eval_vocab  # eval.vocab swapped in, no retraining
+
+            eval_emb, index_to_id, eval_vocab_path = eval_vocab(cfg, val.ds.categories, val.json_path)
     elif cfg.eval_only:
         raise WsovvisError("config: eval_only=True needs data.val_json and data.val_img_root")
     trainer = Trainer(cfg, ctx)
@@ -304,8 +314,14 @@ def run(cfg, ctx: Context) -> dict:
     def evaluate(iteration: int) -> dict:
         nonlocal final
         state = rng_state()  # inference must not shift the training random stream
+        train_vocab = None
+        if eval_emb is not None:
+            train_vocab = unwrap(trainer.model).text_head.text.clone()
+            unwrap(trainer.model).set_vocabulary(eval_emb, eval_vocab_path)
         results = run_inference(unwrap(trainer.model), trainer.postprocessor, val, index_to_id, cfg.progress,
                                 desc=f"eval@{iteration}")
+        if train_vocab is not None and train_vocab.numel():
+            unwrap(trainer.model).set_vocabulary(train_vocab)
         metrics = {}
         if rank == 0:
             metrics = evaluate_results(cfg, results, val, ctx.out_dir or ctx.run_dir, iteration, writer)
