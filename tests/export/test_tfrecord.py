@@ -300,6 +300,18 @@ def test_tensorflow_parses_every_record_of_both_profiles(synthetic_data, tmp_pat
                 assert int(ex["image/height"]) == 96 and len(masks) == len(anns)
             n += 1
         assert n == len(data["images"])
+        # the reading code in the generated README works as written
+        readme = (prefix.parent / "README.md").read_text()
+        code = readme.split("```python\n")[1].split("```")[0]
+        scope: dict = {}
+        exec(code, scope)  # noqa: S102 - our own generated snippet
+        got = {int(x["image/id"]): x for x in scope["ds"]}
+        assert len(got) == len(data["images"])
+        for image_id, x in got.items():
+            anns = sorted(by_image.get(image_id, []), key=lambda a: a["id"])
+            assert tuple(x["image"].shape) == (96, 128, 3) and x["objects"]["bbox"].shape == (len(anns), 4)
+            assert x["objects"]["is_crowd"].dtype == tf.bool
+            assert x["objects"]["id"].numpy().tolist() == [a["id"] for a in anns]
 
 
 def test_real_davis_tubes_to_tfrecord_round_trip(real_data, tmp_path):
