@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("wsovvis.export.import_cli", "COCO / LVIS / COCO-panoptic images -> one-frame YouTube-VIS videos"),
     "app": ("wsovvis.app.cli", "web app: try prompts, label a batch, review tubes, read run metrics"),
     "autolabel": ("wsovvis.autolabel.cli", "text-prompted labels (OWLv2 boxes -> SAM2 masks) of images, as COCO"),
+    "selftrain": ("wsovvis.engine.selftrain", "self-training rounds: train, keep confident predictions, retrain"),
 }
 
 
