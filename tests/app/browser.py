@@ -41,14 +41,62 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Loaded by the server process (``sitecustomize`` on its PYTHONPATH): every name lookup or connection
+# to anything but this machine is refused and written to $WSOVVIS_NET_LOG, so the test sees any
+# attempt of the server (telemetry, version checks, hub downloads) to go online.
+NET_GUARD = """
+import os, socket
+_LOG = os.environ["WSOVVIS_NET_LOG"]
+_LOCAL = {"127.0.0.1", "::1", "localhost", "0.0.0.0", None, ""}
+
+
+def _note(what):
+    with open(_LOG, "a") as f:
+        f.write(what + "\\n")
+    raise OSError("network blocked by the wsovvis browser test: " + what)
+
+
+_connect, _connect_ex, _getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+
+
+def connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in _LOCAL:
+        _note("connect %s" % (address,))
+    return _connect(self, address)
+
+
+def connect_ex(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in _LOCAL:
+        _note("connect %s" % (address,))
+    return _connect_ex(self, address)
+
+
+def getaddrinfo(host, *args, **kwargs):
+    if host not in _LOCAL and not str(host).startswith("127."):
+        _note("lookup %s" % host)
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
+"""
+
+
 class AppServer:
-    """``python -m wsovvis app`` in a subprocess, in its own working folder (which must stay empty)."""
+    """``python -m wsovvis app`` in a subprocess, in its own working folder (which must stay empty).
+
+    The process runs with `NET_GUARD`: ``net_attempts()`` lists what it tried to reach outside.
+    """
 
     def __init__(self, args: list[str], cwd: Path, log_path: Path, tmp_dir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT), "NO_PROXY": "*",
-               "no_proxy": "*", "PYTHONUNBUFFERED": "1"}
+        guard = log_path.parent / "net_guard"
+        guard.mkdir(exist_ok=True)
+        (guard / "sitecustomize.py").write_text(NET_GUARD)
+        self.net_log = log_path.parent / "net_attempts.log"
+        self.net_log.write_text("")
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": f"{guard}{os.pathsep}{REPO_ROOT}",
+               "NO_PROXY": "*", "no_proxy": "*", "PYTHONUNBUFFERED": "1", "WSOVVIS_NET_LOG": str(self.net_log)}
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(
@@ -71,6 +119,9 @@ class AppServer:
                 pass
             time.sleep(0.3)
         raise RuntimeError(f"the app did not answer on {self.url} within {timeout} s:\n{self.log()}")
+
+    def net_attempts(self) -> list[str]:
+        return self.net_log.read_text().splitlines()
 
     def alive(self) -> bool:
         return self.proc.poll() is None

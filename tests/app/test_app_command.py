@@ -79,3 +79,22 @@ def test_bad_flags_exit_2_naming_the_flag(tmp_path, capsys):
         assert cli_main(["app", "--port", str(taken)]) == 2
         assert f"--port {taken}: cannot listen there" in capsys.readouterr().err
     assert cli_main(["app", "--port", "0", "--max_preview_frames", "0"]) == 2
+
+
+def test_the_browser_tests_network_guard_records_attempts(tmp_path):
+    """The guard the browser test runs the server under does catch an attempt to go online."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.app.browser import NET_GUARD
+
+    (tmp_path / "sitecustomize.py").write_text(NET_GUARD)
+    log = tmp_path / "net.log"
+    code = ("import socket\ntry:\n    socket.getaddrinfo('api.gradio.app', 443)\nexcept OSError as e:\n    print(e)\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+            "socket.create_connection(s.getsockname()).close()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path), "WSOVVIS_NET_LOG": str(log)})
+    assert r.returncode == 0, r.stderr
+    assert "network blocked" in r.stdout and log.read_text().splitlines() == ["lookup api.gradio.app"]

@@ -247,6 +247,7 @@ def test_app_in_a_real_browser(browser_binaries, tmp_path, tmp_path_factory):
 
         # ---- Offline and tidy: no request left the machine, the working folder stayed empty.
         assert external(page.collect_urls(), server.port) == []
+        assert server.net_attempts() == []  # nor did the server try (telemetry, version check, hub)
         assert server.alive()
         assert list((tmp_path / "cwd").iterdir()) == []
         assert np.asarray(Image.open(shots / "1_test_tab.png")).std() > 5  # a real picture, not a blank page
