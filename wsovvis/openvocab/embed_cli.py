@@ -82,9 +82,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="cache directory (created; re-runs resume)")
     add_model_arguments(parser)
     add_crop_arguments(parser)
+    from wsovvis.pseudo.launcher import add_launcher_arguments
+
+    add_launcher_arguments(parser)
+
+
+def slurm_task(argdict: dict) -> int:
+    """The ``--launcher slurm`` job: this command, run on the node (the cache resumes)."""
+    from wsovvis.utils.logging import setup_logging
+
+    setup_logging()
+    return main(argparse.Namespace(**dict(argdict, launcher="local")))
+
+
+def _submit(args: argparse.Namespace) -> int:
+    """One SLURM task (the cache index takes one writer at a time, so the work is not split)."""
+    from pathlib import Path
+
+    from wsovvis.pseudo.launcher import submit, task_args, wait
+
+    folder = args.slurm_folder or Path(args.out) / "slurm"
+    (job,) = submit(slurm_task, [(task_args(args),)], args, folder, "wsovvis-embed")
+    print(f"embed: submitted job {job.job_id}; logs in {folder}")
+    if not args.slurm_wait:
+        return 0
+    results, errors = wait([job])
+    for e in errors:
+        print(f"embed: {e}")
+    return 3 if errors else int(results[0] or 0)
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "launcher", "local") == "slurm":
+        return _submit(args)
     source = next(s for s in ("tubes", "results", "panoptic", "coco") if getattr(args, s))
     embedder = build_from_args(args, recorded_weights_file(args.out))
     embed_source(

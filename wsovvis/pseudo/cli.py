@@ -29,6 +29,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 from tqdm import tqdm  # noqa: E402
 
 from wsovvis.errors import WsovvisError  # noqa: E402
+from wsovvis.pseudo.launcher import LAUNCHER_KEYS  # noqa: E402
 from wsovvis.pseudo.runner import check_provenance, run_shard, shard, summarize  # noqa: E402
 from wsovvis.utils.logging import get_logger  # noqa: E402
 from wsovvis.utils.workers import child_preexec, stop_processes  # noqa: E402
@@ -68,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes for this shard (default 1)")
     p.add_argument("--gpus", help="comma-separated GPU ids, one per worker (sets CUDA_VISIBLE_DEVICES)")
     p.add_argument("--no_progress", action="store_true")
+    from wsovvis.pseudo.launcher import add_launcher_arguments
+
+    add_launcher_arguments(p)
     p.add_argument("--overwrite", action="store_true",
                    help="--out holds tubes made with other parameters: delete them and start again")
     p.add_argument("--trust_pickle", action="store_true",
@@ -78,6 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # options that change how a run executes but not the tubes it makes (not part of the provenance record)
 EXECUTION_ONLY = {"shard_index", "num_shards", "workers", "gpus", "no_progress", "verbose", "device", "overwrite",
                   "trust_pickle", "cutler_root", "out", "command"}
+EXECUTION_ONLY |= set(LAUNCHER_KEYS)  # where the shards run (--launcher, --slurm_*) never changes the tubes
 
 
 def provenance_params(args: argparse.Namespace) -> dict:
@@ -167,6 +172,10 @@ def main(args: argparse.Namespace) -> int:
     if not Path(args.img_root).is_dir():
         raise WsovvisError(f"{args.img_root}: --img_root is not a folder")
     check_provenance(args.out, provenance_params(args), overwrite=args.overwrite)
+    if args.launcher == "slurm":
+        from wsovvis.pseudo.launcher import launch_pseudo
+
+        return launch_pseudo(args)
     if args.workers > 1:
         return _run_workers(args)
     from wsovvis.pseudo.engines import build_engine
