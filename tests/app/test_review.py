@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -128,3 +129,44 @@ def test_curated_path_never_returns_the_input(tmp_path):
     assert review.curated_path(src) == tmp_path / "a.curated.curated.json"
     (tmp_path / "a.curated.curated.json").write_text("{}")
     assert review.curated_path(src) == tmp_path / "a.curated.curated-2.json"
+
+
+def test_real_predictions_review(real_data, tmp_path):
+    """Real YouTube-VIS 2019 predictions (mmtracking demo, 9 tubes) reviewed against their GT's videos.
+
+    The set ships no frames: opening it with an empty folder is refused with a readable message;
+    blank stand-in frames of the right size let the masks be drawn and the curation be saved.
+    """
+    root = real_data / "ytvis2019_mmtracking_demo"
+    videos = root / "ytvis_format_DERIVED.json"
+    # Reviewed from a read-only copy: the curated file must go to the fallback folder, never beside the data.
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    results = ro / "results_mmtracking_format.json"
+    shutil.copyfile(root / "results_mmtracking_format.json", results)
+    ro.chmod(0o555)
+    with pytest.raises(WsovvisError, match="none of 3 looked-up frames exists"):
+        review.open_review(results, tmp_path, videos)
+    gt = json.loads(videos.read_text())
+    for name in gt["videos"][0]["file_names"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (1280, 720), (90, 90, 90)).save(tmp_path / name)
+    s = review.open_review(results, tmp_path, videos)
+    rows = review.tube_rows(s, 1)
+    assert [r[:4] for r in rows[:3]] == [[1, "person", 0.956, "1/20"], [4, "sedan", 0.885, "20/20"],
+                                         [3, "sedan", 0.812, "14/20"]]
+    review.decide(s, [r[0] for r in rows if r[2] < 0.5], review.REJECTED)
+    review.rename(s, [1], "pedestrian")
+    png, _, _ = review.render_video(s, 1, tmp_path / "out", thumb_width=160)
+    assert Image.open(png).size[0] > 600
+    try:
+        out, summary = review.save_curated(s, fallback_dir=tmp_path / "session")
+    finally:
+        ro.chmod(0o755)
+    assert out == tmp_path / "session" / "results_mmtracking_format.curated.json" and list(ro.iterdir()) == [results]
+    assert "saved 3 tubes" in summary and "6 rejected" in summary
+    data = json.loads(out.read_text())
+    assert sorted(a["id"] for a in data["annotations"]) == [1, 3, 4]
+    assert data["categories"][-1]["name"] == "pedestrian" and len(data["categories"]) == 41
+    rep = check_dataset(out, tmp_path)
+    assert rep.errors == [], [str(p) for p in rep.errors[:3]]

@@ -13,6 +13,7 @@ so the result passes `wsovvis check`.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -372,14 +373,25 @@ def curated_path(source: Path, out_dir: Path | None = None) -> Path:
     return path
 
 
+def _writable(folder: Path) -> bool:
+    """Writable for us AND not marked read-only (no write bit at all), which root would otherwise ignore."""
+    try:
+        return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
+    except OSError:
+        return False
+
+
 def save_curated(s: ReviewSession, keep_undecided: bool = True, fallback_dir: Path | None = None) -> tuple[Path, str]:
     """Write the curated JSON atomically next to the input (``fallback_dir`` when that folder is not writable).
 
+    A folder without any write bit (a read-only data set) counts as not writable even for root.
     Returns (path, one-line summary). The input file is never overwritten.
     """
     data, counts = curated_dataset(s, keep_undecided)
     path = curated_path(s.source)
     try:
+        if not _writable(path.parent):
+            raise PermissionError(path.parent)
         ytvis.write(data, path)
     except PermissionError:
         if fallback_dir is None:
