@@ -40,7 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="scenic: Scenic's COCO TFRecord keys (image/encoded, height, width); tfds: TFDS COCO keys")
     t.add_argument("--workers", type=int, default=1, help="processes writing shards in parallel")
     t.add_argument("--segmentation", action="store_true", help="scenic: add objects/segmentation (a PNG per object)")
-    t.add_argument("--overwrite", action="store_true", help="replace existing shards with this prefix")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace existing shards with this prefix (and, tfds, the folder's TFDS metadata)")
+    t.add_argument("--tfds_name", help="tfds: dataset name in dataset_info.json (default: the folder's, see README)")
+    t.add_argument("--tfds_version", help="tfds: dataset version (default: the folder name if x.y.z, else 1.0.0)")
     k = sub.add_parser("check", help="read TFRecord shards back and verify every record")
     k.add_argument("paths", nargs="+", help="files, globs or a shard prefix (DIR/train)")
     k.add_argument("--label_map", help="label_map.json (default: the one beside the first file)")
@@ -80,7 +83,7 @@ def _export_tfrecord(args: argparse.Namespace) -> int:
         coco, source = args.coco, args.coco
     rep = export_tfrecord(coco, args.img_root, args.out, num_shards=args.shards, profile=args.profile,
                           workers=args.workers, segmentation=args.segmentation, overwrite=args.overwrite,
-                          source=source)
+                          source=source, tfds_name=args.tfds_name, tfds_version=args.tfds_version)
     c = rep["counts"]
     print(f"wrote {c['records']} of {c['images']} images to {len(rep['shards'])} {rep['profile']} shard(s) "
           f"({c['boxes']} boxes, {c['empty_images']} images without boxes, {c['reencoded']} re-encoded); "

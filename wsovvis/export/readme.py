@@ -4,17 +4,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from wsovvis.export.tfds_meta import LABELS_FILE
+
 _DESC_EXTRA = {"scenic": ["image/height", "image/width"], "tfds": []}
 
 
-def readme_snippet(prefix: Path, num_shards: int, profile: str, lm: dict) -> str:
-    """Markdown text for ``README.md``; ``lm`` is the label map (`wsovvis.export.shards.label_map`)."""
+def readme_snippet(prefix: Path, num_shards: int, profile: str, lm: dict,
+                   tfds_dataset: tuple[str, str] | None = None) -> str:
+    """Markdown text for ``README.md``; ``lm`` is the label map (`wsovvis.export.shards.label_map`);
+    ``tfds_dataset``: (name, version) of the TFDS metadata written beside tfds-profile shards."""
     pattern = f"{prefix.name}-*-of-{num_shards:05d}.tfrecord"
     names = lm["names"]
     shown = ", ".join(repr(n) for n in names[:30]) + (f", ... ({len(names) - 30} more)" if len(names) > 30 else "")
     image_key = "image/encoded" if profile == "scenic" else "image"
     extra = "".join(f'\n    "{k}": tf.io.FixedLenFeature([], tf.int64),' for k in _DESC_EXTRA[profile])
     mapped = "" if lm["contiguous_ids"] else " (the ids were not contiguous; `label_map.json` maps them)"
+    if tfds_dataset:
+        name, version = tfds_dataset
+        data_dir = prefix.parent.parent.parent if prefix.parent.name == version else "<data_dir>"
+        steps = f"""This folder is also a TFDS dataset (`dataset_info.json`, `features.json`, `{LABELS_FILE}`:
+the TFDS COCO features, ClassLabel names below, one entry per exported split), so TFDS opens it as is:
+`tfds.builder_from_directory("{prefix.parent}")`, or, with the folder at `<data_dir>/{name}/{version}/`,
+`tfds.builder("{name}", data_dir="{data_dir}")` (pick a name that is not in the TFDS catalog). For Scenic:
+
+1. register `DecodeCocoExample` in `DECODERS` under `'{name}:{version}'` (its `'lvis:1.2.0'` entry is the model);
+2. set `config.dataset_configs.train.tfds_names = ['{name}']`, `splits = ['{prefix.name}']` (and `data_dir`
+   where your setup passes it to `tfds.builder`)."""
+    else:
+        steps = """1. make them a TFDS dataset (or export with `--profile tfds`, which writes the TFDS metadata and the
+   serialized keys of TFDS COCO);
+2. register `DecodeCocoExample` for it in `DECODERS` (Scenic's README suggests starting from it);
+3. set `config.dataset_configs.train.tfds_names = ['<name>']` and `splits = ['train']`."""
     return f"""# TFRecords written by `wsovvis export tfrecord` (profile: {profile})
 
 Files: `{pattern}`: {num_shards} shard(s); image k (in sorted image id order) is in shard k mod {num_shards}.
@@ -64,12 +84,7 @@ through `tfds.builder(name, data_dir=...)` (`config.dataset_configs.train.tfds_n
 `.decoder_kwarg_list`) and decodes them with a decoder registered in its `DECODERS` table under
 `'<name>:<version>'`. To fine-tune on these files (e.g. from `configs/clip_b32_finetune.py`):
 
-1. make them a TFDS dataset: a small `tfds.core.GeneratorBasedBuilder` (or `tfds.builder_from_directory`
-   metadata) whose features are COCO's (`image`, `image/filename`, `image/id`, `objects`: `bbox`, `label`
-   (ClassLabel with the names below), `id`, `area`, `is_crowd`); the `tfds` profile writes exactly
-   those serialized keys, so its records need no conversion;
-2. register `DecodeCocoExample` for it in `DECODERS` (Scenic's README suggests starting from it);
-3. set `config.dataset_configs.train.tfds_names = ['<name>']` and `splits = ['train']`.
+{steps}
 
 ## Class names
 

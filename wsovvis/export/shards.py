@@ -26,11 +26,11 @@ from tqdm import tqdm
 
 from wsovvis.data.coco import load_coco
 from wsovvis.errors import WsovvisError
-from wsovvis.export import tfrecord
+from wsovvis.export import tfds_meta, tfrecord
 from wsovvis.export.example_proto import encode_example_parts
 from wsovvis.export.examples import PROFILES, ImageStats, image_features
 from wsovvis.export.readme import readme_snippet
-from wsovvis.utils.io import atomic_open, atomic_write_json, atomic_write_text
+from wsovvis.utils.io import atomic_open, atomic_write_json, atomic_write_text, read_json
 from wsovvis.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -198,12 +198,15 @@ def export_tfrecord(
     overwrite: bool = False,
     progress: bool = True,
     source: str | None = None,
+    tfds_name: str | None = None,
+    tfds_version: str | None = None,
 ) -> dict:
     """Write ``num_shards`` TFRecord shards of the COCO set; returns the report (also written beside them).
 
     Report keys: ``shards`` (paths), ``profile``, ``counts`` (images, records, skipped, reencoded,
     empty_images, boxes, boxes_clipped, annotations_without_box), ``skipped`` (kind -> messages),
-    ``clipped_annotation_ids``, ``label_map`` (path).
+    ``clipped_annotation_ids``, ``label_map`` (path), ``tfds_metadata`` (path of ``dataset_info.json``, tfds
+    profile: see `wsovvis.export.tfds_meta`; ``tfds_name``/``tfds_version`` default to the folder's).
     """
     global _PLAN
     if profile not in PROFILES:
@@ -212,11 +215,13 @@ def export_tfrecord(
         raise WsovvisError(f"--shards and --workers must be >= 1, got {num_shards} and {workers}")
     if segmentation and profile != "scenic":
         raise WsovvisError("--segmentation is part of the scenic profile only (TFDS COCO has no masks)")
+    prefix = Path(out_prefix)
+    if profile == "tfds":
+        tfds_meta.check_split_name(prefix.name)
     data = load_coco(coco, source=source)
     src = source or (str(coco) if not isinstance(coco, dict) else "<memory>")
     if not Path(img_root).is_dir():
         raise WsovvisError(f"{img_root}: image root is not a directory")
-    prefix = Path(out_prefix)
     paths = shard_paths(prefix, num_shards)
     existing = _existing_shards(prefix)
     if existing and not overwrite:
@@ -226,6 +231,12 @@ def export_tfrecord(
         if p not in paths:  # a run with another shard count: stale files would be read by a glob
             p.unlink()
     lm = label_map(data["categories"])
+    lm_path = prefix.parent / "label_map.json"
+    if lm_path.is_file() and not overwrite:  # another split in this folder: labels must mean the same classes
+        old = read_json(lm_path, "label map")
+        if not isinstance(old, dict) or old.get("labels") != lm["labels"]:
+            raise WsovvisError(f"{lm_path}: the folder's label map (another export) differs from this one's "
+                               f"categories; export every split with the same categories, or pass --overwrite")
     label_of = {entry["category_id"]: entry["index"] for entry in lm["labels"]}
     image_by_id = {im["id"]: im for im in data["images"]}
     anns_by_image: dict[int, list[dict]] = {}
@@ -265,15 +276,21 @@ def export_tfrecord(
         "bytes": sum(r.bytes for r in results),
     }
     out_dir = prefix.parent
-    lm_path = out_dir / "label_map.json"
     lm_out = dict(lm, source=src, profile=profile)
     atomic_write_json(lm_path, lm_out, indent=1)
-    atomic_write_text(out_dir / "README.md", readme_snippet(prefix, num_shards, profile, lm))
+    info = tfds_dataset = None
+    if profile == "tfds":
+        d_name, d_version = tfds_meta.default_name_and_version(out_dir)
+        tfds_dataset = (tfds_name or d_name, tfds_version or d_version)
+        info = tfds_meta.write_tfds_metadata(out_dir, prefix.name, paths, [r.records for r in results], lm["names"],
+                                             name=tfds_dataset[0], version=tfds_dataset[1], overwrite=overwrite)
+    atomic_write_text(out_dir / "README.md", readme_snippet(prefix, num_shards, profile, lm, tfds_dataset))
     report = {
         "source": src,
         "profile": profile,
         "shards": [str(p) for p in paths],
         "label_map": str(lm_path),
+        "tfds_metadata": str(info) if info else None,
         "counts": counts,
         "skipped": {k: v[:MAX_LISTED] for k, v in sorted(skipped.items())},
         "clipped_annotation_ids": clipped_ids[:MAX_LISTED],
