@@ -376,7 +376,9 @@ def compose_run(hydra_overrides: list[str], update_tokens: list[str], conf_dir: 
         _merge_layer(cfg, sources, f"d2_opts ({key})", _nested(ours, value))
     notices += _apply_preset_rule(cfg, sources, layers)
     cli_groups = {o.lstrip("+~") for o in hydra_overrides}
-    given = {k for k, s in sources.items() if s == SOURCE_CLI or s.split(" (")[0] in cli_groups}
+    cli_d2 = sources.get("d2_opts") == SOURCE_CLI
+    given = {k for k, s in sources.items()
+             if s == SOURCE_CLI or s.split(" (")[0] in cli_groups or (cli_d2 and s.startswith("d2_opts ("))}
     return ComposedConfig(cfg, sources, overrides, given, notices)
 
 

@@ -286,14 +286,20 @@ def prepare(argv: Sequence[str], prog: str = PROG, builder: Callable | None = No
     base_dir = args.get("--file_storage") or composed.config.get("output_root") or "runs/wsovvis"
     args["--file_storage"] = None  # our observer replaces Sacred's plain -F observer
     resume = composed.config.get("resume")
-    resume_dir = find_resume_dir(base_dir, resume) if (resume and global_rank == 0) else None
+    resume_dir = None
+    if resume:
+        try:
+            resume_dir = find_resume_dir(base_dir, resume)
+        except WsovvisError:
+            if global_rank == 0:
+                raise  # other ranks (another machine's disk) get the config from rank 0
     if resume_dir is not None and (resume_dir / "config.yaml").is_file():
         composed = _rebase(resume_dir / "config.yaml", composed)
     for line in composed.notices:
         log.warning("%s", line)
     cfg = build_train_config(composed.config, where="config")  # the one validation
     resolved = train_config_dict(cfg)
-    if not (args.get("COMMAND") and args["COMMAND"] != "wsovvis_train"):
+    if not (args.get("COMMAND") and args["COMMAND"] != "wsovvis_train") and (global_rank == 0 or not resume):
         check_input_paths(cfg)
     observer = None
     if global_rank == 0 and not args.get("--unobserved"):
