@@ -98,3 +98,34 @@ def test_the_browser_tests_network_guard_records_attempts(tmp_path):
                        env={**os.environ, "PYTHONPATH": str(tmp_path), "WSOVVIS_NET_LOG": str(log)})
     assert r.returncode == 0, r.stderr
     assert "network blocked" in r.stdout and log.read_text().splitlines() == ["lookup api.gradio.app"]
+
+
+def test_review_and_metrics_handlers_wired_end_to_end(tmp_path):
+    """Paths given on the command line open on page load; video switch, rename and save through the handlers."""
+    import json
+
+    from tests.app.helpers import write_review_set, write_run_dir
+    from wsovvis.app.labeling import Labeler
+    from wsovvis.app.session import SessionDirs
+    from wsovvis.app.ui import AppOptions, build_app
+
+    path, frames = write_review_set(tmp_path / "set")
+    run = write_run_dir(tmp_path / "run")
+    dirs = SessionDirs(tmp_path)
+    demo = build_app(AppOptions(labeler=Labeler(), dirs=dirs, review_json=str(path), frame_root=str(frames),
+                                run_dir=str(run), max_preview_frames=2))
+    request = SimpleNamespace(session_hash="s1")
+    out = _fn(demo, "on_page_load")(request)
+    assert len(out) == 11 and "opened tubes.json: 2 videos, 4 tubes" in out[0]
+    state = out[1]
+    assert out[2]["value"] == 1 and out[5][0][:2] == [1, "cat"] and out[7].count("2 evaluations") == 1
+    status, sheet, gif, rows, pick = _fn(demo, "on_video")(state, 2, request)
+    assert rows == [[4, "dog", 0.8, "4/4", "0-3", "undecided"]] and "the GIF shows the first 2" in status
+    assert pick["choices"] == [("#4 dog 0.80 [undecided]", 4)] and sheet.startswith(str(dirs.root))
+    out = _fn(demo, "on_rename")(state, 2, [4], " bear ", request)
+    assert "renamed 1 tube(s) to &#x27;bear&#x27;" in out[0] and out[4][0][1] == "bear"
+    assert "choose a video first" in _fn(demo, "on_rename")(state, None, [4], "x", request)[0]
+    status, saved = _fn(demo, "on_save")(state, True, request)
+    assert saved == str(path.parent / "tubes.curated.json") and "1 renamed" in status
+    assert json.loads(path.parent.joinpath("tubes.curated.json").read_text())["categories"][-1]["name"] == "bear"
+    dirs.remove_all()

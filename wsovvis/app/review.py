@@ -398,7 +398,10 @@ def save_curated(s: ReviewSession, keep_undecided: bool = True, fallback_dir: Pa
             raise WsovvisError(f"{path.parent}: not writable; cannot save the curated JSON there") from None
         path = curated_path(s.source, fallback_dir)
         ytvis.write(data, path)
+        elsewhere = f"; {s.source.parent} is not writable, so it went to the session folder (download it below)"
+    else:
+        elsewhere = ""
     summary = (f"saved {counts['kept']} tubes to {path} ({counts[ACCEPTED]} accepted, {counts[REJECTED]} rejected, "
                f"{counts[UNDECIDED]} undecided {'kept' if keep_undecided else 'dropped'}, "
-               f"{counts['renamed']} renamed)")
+               f"{counts['renamed']} renamed){elsewhere}")
     return path, summary

@@ -219,10 +219,13 @@ def build_app(opts: AppOptions):
         run_batch.click(on_batch, [batch_files, batch_folder, prompts_text, prompts_file, threshold, mode, max_side],
                         [batch_status, gallery, batch_zip, batch_counts])
 
-        def _video_view(s: review.ReviewSession, vid, request) -> tuple:
+        def _vid(vid) -> int:
             if vid is None:
                 raise WsovvisError("choose a video first")
-            vid = int(vid)
+            return int(vid)
+
+        def _video_view(s: review.ReviewSession, vid, request) -> tuple:
+            vid = _vid(vid)
             png, gif_path, note = review.render_video(s, vid, sdir(request) / "review",
                                                       gif_frames=opts.max_preview_frames)
             return (str(png), str(gif_path) if gif_path else None, review.tube_rows(s, vid),
@@ -260,7 +263,7 @@ def build_app(opts: AppOptions):
         def _decider(decision: str):
             @_guarded(7)
             def on_decide(s, vid, chosen, request: gr.Request):
-                s = _need(s)
+                s, vid = _need(s), _vid(vid)  # checked before anything changes
                 review.decide(s, chosen or [], decision)
                 png, gif_path, rows, pick_update, note = _video_view(s, vid, request)
                 msg = f"{decision}: tube{'s' * (len(chosen) > 1)} {', '.join(f'#{t}' for t in chosen)}"
@@ -276,7 +279,7 @@ def build_app(opts: AppOptions):
 
         @_guarded(7)
         def on_rename(s, vid, chosen, name, request: gr.Request):
-            s = _need(s)
+            s, vid = _need(s), _vid(vid)  # checked before anything changes
             review.rename(s, chosen or [], name)
             png, gif_path, rows, pick_update, _ = _video_view(s, vid, request)
             return (ok(f"renamed {len(chosen)} tube(s) to '{name.strip()}'"), s, png, gif_path, rows, pick_update,
