@@ -127,6 +127,16 @@ def test_load_coco_reports_every_problem_with_file_and_path(tmp_path):
         coco.load_coco({"videos": [], "categories": []})
 
 
+def test_write_coco_validates_first(tmp_path):
+    good = _coco_sample()
+    path = coco.write_coco(good, tmp_path / "sub" / "c.json")
+    assert json.loads(path.read_text()) == json.loads(json.dumps(good))
+    bad = dict(good, annotations=[dict(good["annotations"][0], image_id=123)])
+    with pytest.raises(WsovvisError, match=r"(?s)bad.json \(not written\): invalid COCO JSON.*unknown image id 123"):
+        coco.write_coco(bad, tmp_path / "bad.json")
+    assert not (tmp_path / "bad.json").exists()
+
+
 def test_lvis_images_get_file_names_and_keep_their_keys():
     lvis = {"images": [{"id": 5, "coco_url": "http://images.cocodataset.org/val2017/000000397133.jpg",
                         "height": 8, "width": 8, "neg_category_ids": [3], "not_exhaustive_category_ids": []}],

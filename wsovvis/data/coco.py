@@ -17,6 +17,7 @@ an auto-labelled folder) becomes one-frame videos, one track per annotation.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from pycocotools import mask as mask_utils
 from wsovvis.data import rle as rle_utils
 from wsovvis.data.ytvis import Problem, _check_ids, _is_int, _is_num, video_length
 from wsovvis.errors import WsovvisError
-from wsovvis.utils.io import read_json
+from wsovvis.utils.io import atomic_write_json, read_json
 
 MAX_LISTED_PROBLEMS = 20
 PER_FRAME_KEYS = ("segmentations", "bboxes", "areas")
@@ -236,6 +237,15 @@ def load_coco(src: str | os.PathLike | dict, *, source: str | None = None, valid
         if problems:
             raise WsovvisError(format_coco_problems(source, problems))
     return data
+
+
+def write_coco(data: dict, path: str | os.PathLike, indent: int | None = None) -> Path:
+    """Validate, then write atomically; an invalid dict is never written (`WsovvisError` lists its problems)."""
+    problems = [p for p in validate_coco(data) if p.severity == "error"]
+    if problems:
+        raise WsovvisError(format_coco_problems(f"{path} (not written)", problems))
+    atomic_write_json(path, data, indent=indent)
+    return Path(path)
 
 
 # ---------------------------------------------------------------- YouTube-VIS <-> COCO

@@ -56,7 +56,7 @@ def _frames_missing(coco: dict, img_root: str) -> list[str]:
 
 def _export_coco(args: argparse.Namespace) -> int:
     from wsovvis.data import ytvis
-    from wsovvis.data.coco import ytvis_to_coco
+    from wsovvis.data.coco import write_coco, ytvis_to_coco
 
     ds = ytvis.load(args.tubes, require_annotations=True)
     coco = ytvis_to_coco(ds.data, every=args.every, polygons=args.polygons, source=args.tubes)
@@ -64,7 +64,7 @@ def _export_coco(args: argparse.Namespace) -> int:
         missing = _frames_missing(coco, args.img_root)
         if missing:
             raise WsovvisError(f"{args.img_root}: {len(missing)} exported frame(s) are missing, e.g. {missing[:3]}")
-    atomic_write_json(args.out, coco)
+    write_coco(coco, args.out)
     log.info("wrote %s: %d images, %d annotations, %d categories (%s)", args.out, len(coco["images"]),
              len(coco["annotations"]), len(coco["categories"]), "polygons" if args.polygons else "RLE")
     return 0
