@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wsovvis.data.copy_paste import CopyPasteDataset
-from wsovvis.data.image_clips import ImageClipDataset
-from wsovvis.data.mixed import MixedDataset
-from wsovvis.data.transforms import ClipAugmentation
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.logging import get_logger
 
@@ -17,6 +13,11 @@ log = get_logger(__name__)
 def build_mixed_train_dataset(cfg, build_videos: Callable[[], object]):
     """Videos (``build_videos()``, when ``data.train_json`` is set) + images of ``data.images.json`` drawn
     with ``data.images.ratio``; wrapped in copy-paste when ``data.copy_paste.enabled``."""
+    from wsovvis.data.copy_paste import CopyPasteDataset
+    from wsovvis.data.image_clips import ImageClipDataset
+    from wsovvis.data.mixed import MixedDataset
+    from wsovvis.data.transforms import ClipAugmentation
+
     d, i = cfg.data, cfg.input
     im = d.images
     if im.json and not im.img_root:
@@ -38,3 +39,13 @@ def build_mixed_train_dataset(cfg, build_videos: Callable[[], object]):
         cp = d.copy_paste
         ds = CopyPasteDataset(ds, prob=cp.prob, scale_range=tuple(cp.scale), max_cover=cp.max_cover)
     return ds
+
+
+def image_input_paths(d, need: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The launcher's start-up path checks with ``data.images``: its JSON and image root are needed; with
+    ``ratio`` 1 (images only) the video paths are not."""
+    if not d.images.json:
+        return need
+    if d.images.ratio >= 1.0:
+        need = [n for n in need if n[0] not in ("data.train_json", "data.train_img_root")]
+    return [*need, ("data.images.json", d.images.json, "file"), ("data.images.img_root", d.images.img_root, "dir")]

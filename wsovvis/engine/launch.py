@@ -35,6 +35,7 @@ from typing import Any
 from wsovvis.engine import distributed as du
 from wsovvis.engine.compose import ComposedConfig, compose_run, config_groups, split_argv
 from wsovvis.engine.config import build_train_config, check_eval_only, train_config_dict
+from wsovvis.engine.image_data import image_input_paths
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.logging import get_logger, setup_logging
 
@@ -251,6 +252,7 @@ def check_input_paths(cfg) -> None:
     if cfg.model.weights:
         need.append(("model.weights", cfg.model.weights, "file"))
     for key, value, kind in need:
+        need = image_input_paths(d, need)  # data.images: its files too; images only: no videos needed
         if not value:
             raise WsovvisError(f"config: {key} is not set")
         p = Path(value)
