@@ -213,6 +213,8 @@ def test_bad_input_is_clipped_skipped_reencoded_and_reported(tmp_path):
     assert lm["contiguous_ids"] is False
     saved = json.loads((tmp_path / "out" / "val.export_report.json").read_text())
     assert saved["counts"] == c
+    chk = reader.check_tfrecords(reader.expand_paths([str(prefix)]))  # with objects/segmentation
+    assert chk["ok"] and chk["counts"]["records"] == 2 and chk["counts"]["boxes"] == 3
     (_, _, f1), (_, _, f2) = _read_all(prefix)
     n1, n2 = to_nested(f1), to_nested(f2)
     assert n1["image"] == (root / "a.jpg").read_bytes()
