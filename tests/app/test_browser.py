@@ -161,9 +161,11 @@ def test_app_in_a_real_browser(browser_binaries, tmp_path, tmp_path_factory):
         msg = page.wait_text("test-status", "error:")
         assert "notes.txt: not an image or a video" in msg and "Traceback" not in msg
         page.upload("test-media", [clip])
-        msg = page.wait_text("test-status", "the preview labels the first 4")
-        assert "clip.avi: 10 frames" in msg and "8 detection(s) on 4 frame(s)" in msg  # red + sky per frame
-        page.wait(lambda: len(page.els("#test-preview img")) == 4, "4 preview frames")
+        msg = page.wait_text("test-status", "the preview uses the first 4")
+        assert "clip.avi: 10 frames" in msg and "2 tube(s) over 4 frame(s)" in msg  # red + sky, tracked
+        page.wait(lambda: len(page.els("#test-preview img")) == 2, "the tubes' contact sheet and GIF")
+        assert "0-3" in page.wait_text("test-table", "present in")
+        page.shot("1_test_tab_video")
         page.upload("test-media", [data / "scene.png"])
         page.wait_text("test-status", "2 detection(s) on 1 frame(s)")
         page.wait(lambda: page.els("#test-preview img"), "the annotated preview")

@@ -63,7 +63,19 @@ def test_test_tab_video_keeps_the_first_frames_with_a_note(tmp_path, standins):
     res = labeling.run_test(standins, path, "red", None, 0.1, "detect", tmp_path / "s", max_frames=4)
     assert [r[0] for r in res.rows] == [0, 1, 2, 3]
     assert [r[3] for r in res.rows] == pytest.approx([10, 11, 12, 13], abs=1)  # the red box moves right
-    assert "clip.avi: 12 frames; the preview labels the first 4" in res.note and len(res.images) == 4
+    assert "clip.avi: 12 frames; the preview uses the first 4" in res.note and len(res.images) == 4
+    # As tubes: the owlv2_sam2 engine with the stand-in tracker follows each rectangle over the frames.
+    tubes = labeling.run_test(standins, path, "red, blue = sky", None, 0.1, "segment", tmp_path / "s",
+                              max_frames=4, video_as="tubes")
+    assert tubes.headers == ["tube", "category", "score", "frames", "present in"]
+    assert sorted(r[1:] for r in tubes.rows) == [["red", 1.0, "4/4", "0-3"], ["sky", 1.0, "4/4", "0-3"]]
+    assert "2 tube(s) over 4 frame(s)" in tubes.note and "owlv2_sam2" in tubes.note
+    (sheet, _), (gif, _) = tubes.images
+    with Image.open(gif) as im:
+        assert im.n_frames == 4
+    detect = labeling.run_test(standins, path, "red", None, 0.1, "detect", tmp_path / "s", max_frames=4,
+                               video_as="tubes")
+    assert "tubes need segment mode" in detect.note and len(detect.rows) == 4
 
 
 def test_test_tab_bad_input(tmp_path, standins):

@@ -37,10 +37,26 @@ class Labeler:
     segmenter: object | None = None
     detector_spec: str = ""
     segmenter_spec: str = ""
+    device: str | None = None
+    _tracker: object | None = field(default=None, repr=False)
 
     @property
     def ready(self) -> bool:
         return self.detector is not None
+
+    def video_tracker(self):
+        """The ``--segmenter`` as a video segmenter (SAM2 video / stand-in), loaded on first use."""
+        if self._tracker is None:
+            from wsovvis.autolabel.models import load_video_segmenter
+
+            if not self.segmenter_spec:
+                raise WsovvisError("video tubes need --segmenter (a SAM2 video folder, or standin:colour)")
+            try:
+                self._tracker = load_video_segmenter(self.segmenter_spec, self.device)
+            except WsovvisError as e:
+                raise WsovvisError(f"video tubes need a SAM2 *video* model as --segmenter ({e}); choose "
+                                   "'frames' to label the frames one by one") from e
+        return self._tracker
 
     @property
     def missing(self) -> str:
@@ -73,7 +89,7 @@ def build_labeler(detector: str | None, segmenter: str | None, device: str | Non
 
     det = load_detector(detector, device) if detector else None
     seg = load_segmenter(segmenter, device) if segmenter else None
-    return Labeler(det, seg, detector or "", segmenter or "")
+    return Labeler(det, seg, detector or "", segmenter or "", device)
 
 
 # ---------------------------------------------------------------------------------- inputs
@@ -157,8 +173,8 @@ def read_media(path: str | os.PathLike, max_frames: int) -> tuple[list[np.ndarra
     path = Path(path)
     if path.suffix.lower() in VIDEO_SUFFIXES:
         frames, total = read_video(path, max_frames)
-        note = (f"{path.name}: {total} frames; the preview labels the first {len(frames)} (each frame on its own; "
-                "tubes over a whole video: wsovvis pseudo --engine owlv2_sam2)") if total > len(frames) else ""
+        note = (f"{path.name}: {total} frames; the preview uses the first {len(frames)} (the whole video: "
+                "wsovvis pseudo --engine owlv2_sam2)") if total > len(frames) else ""
         return frames, note
     return [read_image(path)], ""
 
@@ -199,12 +215,13 @@ def make_params(threshold: float, mode: str):
 # ---------------------------------------------------------------------------------- outputs
 @dataclass
 class TestResult:
-    """images: [(annotated PNG path, caption)]; rows: `DETECTION_COLUMNS` per detection; note: one line."""
+    """images: [(annotated PNG/GIF path, caption)]; rows under ``headers``; note: what was done, warnings."""
 
     images: list[tuple[str, str]]
     rows: list[list]
     note: str
     annotations: list[list[dict]] = field(default_factory=list)
+    headers: list[str] = field(default_factory=lambda: list(DETECTION_COLUMNS))
 
 
 def _annotated_png(image: np.ndarray, anns: list[dict], categories, path: Path) -> str:
@@ -227,8 +244,12 @@ def _fresh_dir(parent: Path, prefix: str) -> Path:
 
 
 def run_test(labeler: Labeler, media_path: str | os.PathLike, prompt_text: str, vocab_path, threshold: float,
-             mode: str, out_dir: Path, *, max_frames: int = 16) -> TestResult:
-    """Label one image (or the first ``max_frames`` frames of a video) and draw the preview."""
+             mode: str, out_dir: Path, *, max_frames: int = 16, video_as: str = "frames") -> TestResult:
+    """Label one image (or the first ``max_frames`` frames of a video) and draw the preview.
+
+    A video with ``video_as="tubes"`` (segment mode) is tracked by the ``owlv2_sam2`` pseudo-tube
+    engine instead of labelling each frame on its own.
+    """
     from wsovvis.autolabel.images import label_image
 
     labeler.require(mode)
@@ -238,6 +259,11 @@ def run_test(labeler: Labeler, media_path: str | os.PathLike, prompt_text: str, 
     names = prompts.names
     run = _fresh_dir(Path(out_dir) / "test", "run")
     t0 = time.perf_counter()
+    if len(frames) > 1 and video_as == "tubes":
+        if mode != "segment":
+            note = "\n".join(s for s in (note, "tubes need segment mode: frames labelled one by one") if s)
+        else:
+            return _run_tubes(labeler, frames, Path(media_path).name, prompts, params, run, note, t0)
     images, rows, all_anns = [], [], []
     for t, frame in enumerate(frames):
         anns = label_image(frame, prompts, labeler.detector, labeler.segmenter if mode == "segment" else None, params,
@@ -255,6 +281,21 @@ def run_test(labeler: Labeler, media_path: str | os.PathLike, prompt_text: str, 
     if total == 0:
         summary += "; nothing found: try a lower threshold or other prompts"
     return TestResult(images, rows, "\n".join(s for s in (summary, note) if s), all_anns)
+
+
+def _run_tubes(labeler: Labeler, frames, name: str, prompts, params, run: Path, note: str, t0: float) -> TestResult:
+    from wsovvis.app import video_preview
+
+    tubes = video_preview.track_clip(frames, name, labeler.detector, labeler.video_tracker(), prompts, params)
+    title = f"{name}: first {len(frames)} frames, {len(tubes)} tube(s)"
+    images = video_preview.draw_clip(frames, tubes, title, run)
+    summary = (f"{len(tubes)} tube(s) over {len(frames)} frame(s) in {time.perf_counter() - t0:.2f} s "
+               f"(owlv2_sam2 engine, key frame every {video_preview.KEY_EVERY}; {len(prompts)} prompts, "
+               f"threshold {params.threshold:.2f})")
+    if not tubes:
+        summary += "; nothing found: try a lower threshold or other prompts"
+    return TestResult(images, video_preview.tube_rows(tubes), "\n".join(s for s in (summary, note) if s),
+                      headers=list(video_preview.TUBE_COLUMNS))
 
 
 @dataclass

@@ -108,12 +108,15 @@ def build_app(opts: AppOptions):
                     mode = gr.Radio(["detect", "segment"], value="segment" if opts.labeler.segmenter else "detect",
                                     label="mode", elem_id="test-mode")
                     media = gr.File(label="one image or a short video", elem_id="test-media", type="filepath")
+                    video_as = gr.Radio([("tubes (tracked, as pseudo --engine owlv2_sam2)", "tubes"),
+                                         ("frames (each labelled on its own)", "frames")], value="tubes",
+                                        label="a video as", elem_id="test-video-as")
                     run_test = gr.Button("Run", variant="primary", elem_id="test-run")
                 with gr.Column(scale=2):
                     test_status = gr.HTML(elem_id="test-status")
                     preview = gr.Gallery(label="annotated preview", elem_id="test-preview", columns=2,
                                          height=420, allow_preview=True, object_fit="contain")
-                    test_table = gr.Dataframe(headers=labeling.DETECTION_COLUMNS, label="detections",
+                    test_table = gr.Dataframe(headers=labeling.DETECTION_COLUMNS, label="detections (or tubes)",
                                               elem_id="test-table", interactive=False)
 
         # ----------------------------------------------------------------- Batch
@@ -188,25 +191,26 @@ def build_app(opts: AppOptions):
 
         # --------------------------------------------------------------- handlers
         @_guarded(3)
-        def on_test(media_path, text, vocab_path, thr, md, request: gr.Request):
+        def on_test(media_path, text, vocab_path, thr, md, as_, request: gr.Request):
             if not media_path:
                 raise WsovvisError("no image or video: upload one in the Test tab first")
             res = labeling.run_test(opts.labeler, media_path, text, vocab_path, thr, md, sdir(request),
-                                    max_frames=opts.max_preview_frames)
-            return ok(res.note), res.images, res.rows
+                                    max_frames=opts.max_preview_frames, video_as=as_)
+            return ok(res.note), res.images, gr.update(value=res.rows, headers=res.headers)
 
-        def on_setting(media_path, text, vocab_path, thr, md, request: gr.Request):
+        def on_setting(media_path, text, vocab_path, thr, md, as_, request: gr.Request):
             """A changed threshold or mode re-runs the preview when there is something to preview."""
             if not media_path or not opts.labeler.ready:
                 return gr.skip(), gr.skip(), gr.skip()
-            return on_test(media_path, text, vocab_path, thr, md, request)
+            return on_test(media_path, text, vocab_path, thr, md, as_, request)
 
-        test_inputs = [media, prompts_text, prompts_file, threshold, mode]
+        test_inputs = [media, prompts_text, prompts_file, threshold, mode, video_as]
         test_outputs = [test_status, preview, test_table]
         run_test.click(on_test, test_inputs, test_outputs)
         media.upload(on_test, test_inputs, test_outputs)
         threshold.release(on_setting, test_inputs, test_outputs)
         mode.input(on_setting, test_inputs, test_outputs)
+        video_as.input(on_setting, test_inputs, test_outputs)
 
         @_guarded(4)
         def on_batch(files, folder, text, vocab_path, thr, md, side, request: gr.Request,
