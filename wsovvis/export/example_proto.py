@@ -114,39 +114,50 @@ def _list_body(kind: str, values: list) -> list[bytes]:
     return [b"\x0a" + _varint(len(body)), body]
 
 
+_KEY_HEAD: dict[str, bytes] = {}  # key -> its map-entry field 1 and the tag of field 2 (keys repeat every record)
+
+
+def _key_head(key: str) -> bytes:
+    head = _KEY_HEAD.get(key)
+    if head is None:
+        kb = key.encode("utf-8")
+        head = _KEY_HEAD.setdefault(key, b"\x0a" + _varint(len(kb)) + kb + b"\x12")
+    return head
+
+
 def encode_example_parts(features: Features) -> list[bytes]:
     """``{key: (kind, values)}`` -> a serialized ``tf.train.Example`` as a list of parts (join or write them
     in order). Map entries are sorted by key bytes (C++ protobuf's deterministic order). ``bytes`` values of
     `BIG` bytes or more are parts of their own, never copied; everything between them is joined."""
-    pieces: list[bytes] = []
+    parts: list[bytes] = []
+    run: list[bytes] = []
     total = 0
     for key in sorted(features):
         kind, values = features[key]
-        if kind not in _FEATURE_TAG:
+        tag = _FEATURE_TAG.get(kind)
+        if tag is None:
             raise ValueError(f"feature {key!r}: kind must be one of {KINDS}, got {kind!r}")
         body = _list_body(kind, values)
-        body_len = sum(len(p) for p in body)
-        feature_head = _FEATURE_TAG[kind] + _varint(body_len)
-        kb = key.encode("utf-8")
+        body_len = sum(map(len, body))
+        feature_head = tag + _varint(body_len)
         feature_len = len(feature_head) + body_len
-        entry_head = b"\x0a" + _varint(len(kb)) + kb + b"\x12" + _varint(feature_len)
+        entry_head = _key_head(key) + _varint(feature_len)
         entry_len = len(entry_head) + feature_len
         # Features.feature: a map is a repeated entry message {1: key, 2: value}
-        pieces += [b"\x0a" + _varint(entry_len) + entry_head + feature_head, *body]
-        total += 1 + len(_varint(entry_len)) + entry_len
-    if not pieces:
+        head = b"\x0a" + _varint(entry_len) + entry_head + feature_head
+        total += len(head) + body_len
+        run.append(head)
+        for p in body:
+            if len(p) >= BIG:
+                parts += [b"".join(run), p]
+                run = []
+            else:
+                run.append(p)
+    if total == 0:
         return []  # like protobuf: an unset 'features' message is not written
-    parts: list[bytes] = []
-    run: list[bytes] = [b"\x0a" + _varint(total)]  # Example.features
-    for p in pieces:
-        if len(p) >= BIG:
-            parts += [b"".join(run), p]
-            run = []
-        else:
-            run.append(p)
     if run:
         parts.append(b"".join(run))
-    return parts
+    return [b"\x0a" + _varint(total), *parts]  # Example.features
 
 
 def encode_example(features: Features) -> bytes:
