@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ def app(tmp_path_factory):
     from wsovvis.app.session import SessionDirs, prepare_environment
 
     dirs = SessionDirs(tmp_path_factory.mktemp("app"))
+    saved = {k: os.environ.get(k) for k in ("GRADIO_ANALYTICS_ENABLED", "GRADIO_TEMP_DIR", "GRADIO_RUN_HISTORY")}
     prepare_environment(dirs.root)
     from wsovvis.app.labeling import Labeler
     from wsovvis.app.ui import AppOptions, build_app
@@ -22,6 +24,11 @@ def app(tmp_path_factory):
     demo = build_app(AppOptions(labeler=Labeler(), dirs=dirs))
     yield demo, dirs
     dirs.remove_all()
+    for k, v in saved.items():  # later tests in this process see the environment they had
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def _fn(demo, name: str):

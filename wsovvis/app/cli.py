@@ -68,6 +68,9 @@ def main(args: argparse.Namespace) -> int:
                       max_preview_frames=args.max_preview_frames)
     demo = build_app(opts)
     log.info("session files under %s (removed on exit)", dirs.root)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("--host %s: the app (no login) is reachable from other machines, and it reads and writes "
+                    "files on this one", args.host)
     demo.queue(default_concurrency_limit=1)  # one model call at a time: the models are not thread-safe
     try:
         demo.launch(server_name=args.host, server_port=port, share=False, inbrowser=False, show_error=False,
