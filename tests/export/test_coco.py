@@ -150,8 +150,10 @@ def test_lvis_images_get_file_names_and_keep_their_keys():
     assert rle.area(y["annotations"][0]["segmentations"][0]) == 4
 
 
-def test_plain_coco_becomes_one_frame_videos_with_compressed_rle():
-    y = coco.coco_to_ytvis(_coco_sample())
+def test_plain_coco_becomes_one_frame_videos_with_compressed_rle(caplog):
+    with caplog.at_level("WARNING", logger="wsovvis"):
+        y = coco.coco_to_ytvis(_coco_sample(), source="s.json")
+    assert "s.json: 1 annotation(s) have a box but no segmentation: their boxes are used as masks" in caplog.text
     assert [(v["id"], v["name"], v["file_names"], v["length"]) for v in y["videos"]] == [
         (7, "a/x", ["a/x.jpg"], 1), (9, "b", ["b.png"], 1)]
     a1, a5, a6 = y["annotations"]
@@ -163,6 +165,10 @@ def test_plain_coco_becomes_one_frame_videos_with_compressed_rle():
     from wsovvis.data import ytvis
 
     ytvis.load(y, require_annotations=True)  # valid YouTube-VIS
+    skipped = coco.coco_to_ytvis(_coco_sample(), box_only="skip")
+    assert [t["id"] for t in skipped["annotations"]] == [1, 5]
+    with pytest.raises(WsovvisError, match="box_only"):
+        coco.coco_to_ytvis(_coco_sample(), box_only="drop")
 
 
 def _check_coco_of(data, c, every=1):

@@ -27,6 +27,9 @@ from wsovvis.data import rle as rle_utils
 from wsovvis.data.ytvis import Problem, _check_ids, _is_int, _is_num, video_length
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.io import atomic_write_json, read_json
+from wsovvis.utils.logging import get_logger
+
+log = get_logger(__name__)
 
 MAX_LISTED_PROBLEMS = 20
 PER_FRAME_KEYS = ("segmentations", "bboxes", "areas")
@@ -302,7 +305,10 @@ def ytvis_to_coco(ytvis: dict, every: int = 1, polygons: bool = False, *, source
     return out
 
 
-def _one_frame_videos(coco: dict, src: str) -> dict:
+BOX_ONLY = ("mask", "skip")
+
+
+def _one_frame_videos(coco: dict, src: str, box_only: str) -> dict:
     """Plain COCO: each image a one-frame video (same id), each annotation a one-frame track (same id)."""
     # other image keys (LVIS neg_category_ids, not_exhaustive_category_ids, urls) stay on the video
     videos = [{**{k: v for k, v in im.items() if k not in ("file_name", "video_id", "frame_index")},
@@ -310,6 +316,7 @@ def _one_frame_videos(coco: dict, src: str) -> dict:
               for im in coco["images"]]
     size = {im["id"]: (im["height"], im["width"]) for im in coco["images"]}
     anns = []
+    n_box_only = 0
     for i, a in enumerate(coco.get("annotations") or []):
         h, w = size[a["image_id"]]
         seg = a.get("segmentation")
@@ -321,15 +328,22 @@ def _one_frame_videos(coco: dict, src: str) -> dict:
         area = a.get("area")
         if area is None:
             area = rle_utils.area(rle) if rle is not None else None
-        if rle is None:  # a box-only annotation: its box as the mask, so the track is not empty
+        if rle is None:  # a box-only annotation: its box as the mask, or dropped
             if box is None:
                 raise WsovvisError(f"{src}: annotations[{i}]: has neither a segmentation nor a bbox")
+            n_box_only += 1
+            if box_only == "skip":
+                continue
             rle = segmentation_to_rle([_box_polygon(box)], h, w, where=f"{src}: annotations[{i}].bbox")
         track = {"id": a["id"], "video_id": a["image_id"], "category_id": a["category_id"],
                  "iscrowd": a.get("iscrowd", 0), "segmentations": [rle], "bboxes": [box], "areas": [area]}
         if "score" in a:
             track["score"] = a["score"]
         anns.append(track)
+    if n_box_only:
+        log.warning("%s: %d annotation(s) have a box but no segmentation: %s", src, n_box_only,
+                    "dropped (box_only='skip')" if box_only == "skip" else "their boxes are used as masks "
+                    "(box_only='skip' drops them)")
     out = {k: v for k, v in coco.items() if k not in ("images", "annotations", "categories", "videos", "tracks")}
     out.update(videos=videos, categories=coco["categories"], annotations=anns)
     return out
@@ -340,17 +354,21 @@ def _box_polygon(box: list) -> list[float]:
     return [x, y, x + w, y, x + w, y + h, x, y + h]
 
 
-def coco_to_ytvis(coco: dict, *, source: str | None = None) -> dict:
+def coco_to_ytvis(coco: dict, *, source: str | None = None, box_only: str = "mask") -> dict:
     """COCO dict -> YouTube-VIS dict (segmentations as compressed RLE).
 
     With the ``videos`` and ``tracks`` lists that `ytvis_to_coco` writes, the original YouTube-VIS
     dict comes back exactly (frames skipped by ``every`` become ``None``). Otherwise every image is a
-    one-frame video and every annotation a one-frame track. ``source`` names the input in errors.
+    one-frame video and every annotation a one-frame track; an annotation with a box and no segmentation
+    gets its box as the mask (``box_only="mask"``, logged with a count) or is dropped (``"skip"``).
+    ``source`` names the input in errors.
     """
+    if box_only not in BOX_ONLY:
+        raise WsovvisError(f"box_only must be one of {', '.join(BOX_ONLY)}, got {box_only!r}")
     src = source or "<coco_to_ytvis input>"
     data = load_coco(coco, source=src)
     if not (isinstance(data.get("videos"), list) and isinstance(data.get("tracks"), list)):
-        return _one_frame_videos(data, src)
+        return _one_frame_videos(data, src, box_only)
     video_by_id = {v["id"]: v for v in data["videos"]}
     image_by_id = {im["id"]: im for im in data["images"]}
     rebuilt: dict[int, dict] = {}

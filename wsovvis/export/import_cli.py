@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--out", required=True, help="YouTube-VIS JSON to write")
     c.add_argument("--panoptic_root", help="panoptic PNG folder (default: the JSON path without .json)")
     c.add_argument("--things_only", action="store_true", help="panoptic: keep only 'isthing' categories")
+    c.add_argument("--box_only", choices=("mask", "skip"), default="mask",
+                   help="annotations with a box and no segmentation: the box as the mask (default), or drop them")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -38,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
                  rep["segments"], rep["empty_segments"], rep["stuff_dropped"], rep["unlisted_pixels"])
     elif args.panoptic_root or args.things_only:
         log.warning("%s is not a panoptic JSON (no 'segments_info'); --panoptic_root/--things_only ignored", args.coco)
-    out = coco_to_ytvis(data, source=args.coco)
+    out = coco_to_ytvis(data, source=args.coco, box_only=args.box_only)
     ytvis.write(out, args.out)
     print(f"wrote {args.out}: {len(out['videos'])} videos, {len(out['annotations'])} tracks, "
           f"{len(out['categories'])} categories")
