@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.app.helpers import H, W, write_review_set
-from wsovvis.app import review
+from wsovvis.app import review, review_render
 from wsovvis.data import rle
 from wsovvis.data.check import check_dataset
 from wsovvis.errors import WsovvisError
@@ -56,12 +56,12 @@ def test_decisions_renames_and_curated_save_pass_check(tmp_path):
 def test_render_hides_rejected_tubes_and_limits_the_gif(tmp_path):
     path, frames = write_review_set(tmp_path, length=6)
     s = review.open_review(path, frames)
-    png, gif, note = review.render_video(s, 1, tmp_path / "out", gif_frames=3, thumb_width=64)
+    png, gif, note = review_render.render_video(s, 1, tmp_path / "out", gif_frames=3, thumb_width=64)
     assert "first 3" in note and "6 frames" in note
     with Image.open(gif) as im:
         assert im.n_frames == 3
     review.decide(s, [1, 3], review.REJECTED)
-    png2, _, _ = review.render_video(s, 1, tmp_path / "out", max_frames=1, thumb_width=W * 4)
+    png2, _, _ = review_render.render_video(s, 1, tmp_path / "out", max_frames=1, thumb_width=W * 4)
     assert png2 != png  # a new file per render (browsers cache by URL)
     sheet = np.asarray(Image.open(png2).convert("RGB")).astype(int)
     # Frame 0 is drawn 4x at the tile origin (4, 26): tube 1's box is grey, tube 2's box is tinted.
@@ -157,7 +157,7 @@ def test_real_predictions_review(real_data, tmp_path):
                                          [3, "sedan", 0.812, "14/20"]]
     review.decide(s, [r[0] for r in rows if r[2] < 0.5], review.REJECTED)
     review.rename(s, [1], "pedestrian")
-    png, _, _ = review.render_video(s, 1, tmp_path / "out", thumb_width=160)
+    png, _, _ = review_render.render_video(s, 1, tmp_path / "out", thumb_width=160)
     assert Image.open(png).size[0] > 600
     try:
         out, summary = review.save_curated(s, fallback_dir=tmp_path / "session")

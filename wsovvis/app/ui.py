@@ -21,7 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402 - after the environment above
 
-from wsovvis.app import labeling, review, run_metrics
+from wsovvis.app import labeling, review, review_render, run_metrics
 from wsovvis.app.session import SessionDirs
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.logging import get_logger
@@ -230,7 +230,7 @@ def build_app(opts: AppOptions):
 
         def _video_view(s: review.ReviewSession, vid, request) -> tuple:
             vid = _vid(vid)
-            png, gif_path, note = review.render_video(s, vid, sdir(request) / "review",
+            png, gif_path, note = review_render.render_video(s, vid, sdir(request) / "review",
                                                       gif_frames=opts.max_preview_frames)
             return (str(png), str(gif_path) if gif_path else None, review.tube_rows(s, vid),
                     gr.update(choices=review.tube_choices(s, vid), value=[]), note)

@@ -11,21 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from wsovvis.app.review import present_span
 from wsovvis.viz.contact_sheet import render_contact_sheet, sample_indices
 from wsovvis.viz.overlay import Tube, overlay_frame, write_gif, write_png
 
 TUBE_COLUMNS = ["tube", "category", "score", "frames", "present in"]
 KEY_EVERY = 5  # the engine's default key-frame spacing
-
-
-def _span(frames: list[int]) -> str:
-    parts, start = [], None
-    for k, t in enumerate(frames):
-        start = t if start is None else start
-        if k + 1 == len(frames) or frames[k + 1] != t + 1:
-            parts.append(f"{start}" if start == t else f"{start}-{t}")
-            start = None
-    return ", ".join(parts) or "none"
 
 
 def track_clip(frames: list[np.ndarray], name: str, detector, tracker, prompts, params,
@@ -51,7 +42,7 @@ def tube_rows(tubes: list[Tube]) -> list[list]:
     """`TUBE_COLUMNS` per tube."""
     n = len(tubes[0].masks) if tubes else 0
     return [[tb.track_id, tb.category, round(float(tb.score or 0.0), 3), f"{tb.num_present()}/{n}",
-             _span([t for t, m in enumerate(tb.masks) if m is not None])] for tb in tubes]
+             present_span(tb.masks)] for tb in tubes]
 
 
 def draw_clip(frames: list[np.ndarray], tubes: list[Tube], title: str, out_dir: Path,
