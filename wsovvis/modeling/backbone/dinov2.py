@@ -7,7 +7,9 @@ Nothing is ever downloaded: without ``weights`` the ViT gets a cheap random init
 for tests and smoke runs only).
 
 Inputs are zero-padded on the right/bottom to a multiple of 14; the padding is marked in the
-mask. Four block outputs (``layers``, shallow to deep) become res2..res5 at strides 4/8/16/32:
+mask, and a padded frame's tokens do not attend to padding-only patches (attention mask), so a
+frame's features do not depend on the other frames of the batch (see `DinoV2Backbone.forward`).
+Four block outputs (``layers``, shallow to deep) become res2..res5 at strides 4/8/16/32:
 1x1 conv + GroupNorm, bilinear resampling to the exact pixel-centre grid of the target stride,
 3x3 conv + GroupNorm. These ``fpn`` layers are trainable; the ViT is frozen by default (eval mode,
 ``requires_grad=False``, forward under ``no_grad``), so an optimizer over
@@ -184,22 +186,95 @@ class DinoV2Backbone(nn.Module):
         return self
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """images ``[B, 3, H, W]`` normalised, mask ``[B, H, W]`` (True = pad) -> res maps at ``ceil(H / s)``."""
+        """images ``[B, 3, H, W]`` normalised, mask ``[B, H, W]`` (True = pad, valid region top-left)
+        -> res maps at ``ceil(H / s)``, zero on padded cells.
+
+        Padding never leaks into a frame's features, so they do not depend on the other frames of
+        the batch: each frame's position embedding is resampled to ITS valid patch grid, its tokens do
+        not attend to patches that are padding only (attention mask), and the pseudo-FPN normalises
+        over valid positions only (masked GroupNorm) with padded patches replaced by the nearest
+        valid one before resampling (what the grid's border gives a frame that is not padded)."""
         H, W = images.shape[-2:]
         ph, pw = (-H) % PATCH, (-W) % PATCH
         x = F.pad(images, (0, pw, 0, ph))
+        grid = (x.shape[-2] // PATCH, x.shape[-1] // PATCH)
+        valid = ~mask
+        vh, vw = valid.any(2).sum(1), valid.any(1).sum(1)  # valid rows / cols per frame
+        gh, gw = (-(-vh // PATCH)).clamp(min=1), (-(-vw // PATCH)).clamp(min=1)  # valid patch grid per frame
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            feats = self.vit.forward_intermediates(
-                x, indices=self.layers, norm=True, output_fmt="NCHW", intermediates_only=True, stop_early=True
-            )
+            # nothing padded beyond the last patch (or a shape-only run on the meta device): the plain trunk
+            if x.is_meta or bool((gh == grid[0]).all() and (gw == grid[1]).all()):
+                feats = self.vit.forward_intermediates(
+                    x, indices=self.layers, norm=True, output_fmt="NCHW", intermediates_only=True, stop_early=True
+                )
+            else:
+                feats = masked_intermediates(self.vit, x, gh, gw, self.layers)
+        rows = torch.arange(grid[0], device=x.device)
+        cols = torch.arange(grid[1], device=x.device)
+        patch_valid = (rows[None, :, None] < gh[:, None, None]) & (cols[None, None, :] < gw[:, None, None])
         out = {}
         for stage, stride, level, feat in zip(_STAGES, _STRIDES, self.fpn, feats):
             if stage not in self.out_features:
                 continue
             size = (-(-H // stride), -(-W // stride))
-            y = level["refine"](resample_to_stride(level["proj"](feat), size, stride))
-            out[stage] = (y, downsample_mask(mask, size))
+            m = downsample_mask(mask, size)
+            y = masked_group_norm(level["proj"][1], level["proj"][0](feat), patch_valid)
+            y = replicate_beyond(y, gh, gw)
+            y = resample_to_stride(y, size, stride).masked_fill(m[:, None], 0.0)
+            y = masked_group_norm(level["refine"][1], level["refine"][0](y), ~m).masked_fill(m[:, None], 0.0)
+            out[stage] = (y, m)
         return out
+
+
+def masked_intermediates(vit: nn.Module, x: torch.Tensor, gh: torch.Tensor, gw: torch.Tensor,
+                         layers: list[int]) -> list[torch.Tensor]:
+    """timm ViT ``forward_intermediates`` (normed, NCHW) where frame ``b`` is the top-left ``gh[b] x gw[b]``
+    patches: position embeddings resampled per valid grid, padding-only patches masked as keys."""
+    B = x.shape[0]
+    t = vit.patch_embed(x)  # [B, Hg, Wg, C] (dynamic_img_size)
+    Hg, Wg, C = t.shape[1:]
+    P = vit.num_prefix_tokens
+    seq = []
+    for b in range(B):
+        h, w = int(gh[b]), int(gw[b])
+        sub = vit._pos_embed(t[b : b + 1, :h, :w].contiguous())  # [1, P + h*w, C], the grid's own positions
+        body = F.pad(sub[:, P:].reshape(1, h, w, C), (0, 0, 0, Wg - w, 0, Hg - h))  # padding patches: zeros
+        seq.append(torch.cat([sub[:, :P], body.flatten(1, 2)], dim=1))
+    x = vit.norm_pre(vit.patch_drop(torch.cat(seq)))
+    rows = torch.arange(Hg, device=x.device)
+    cols = torch.arange(Wg, device=x.device)
+    valid = (rows[None, :, None] < gh[:, None, None]) & (cols[None, None, :] < gw[:, None, None])
+    keys = torch.cat([torch.ones(B, P, dtype=torch.bool, device=x.device), valid.flatten(1)], dim=1)
+    attn_mask = keys[:, None, None, :]  # True = may attend
+    out = []
+    for i, blk in enumerate(vit.blocks[: max(layers) + 1]):
+        x = blk(x, attn_mask=attn_mask)
+        if i in layers:
+            y = vit.norm(x)[:, P:]
+            out.append(y.reshape(B, Hg, Wg, C).permute(0, 3, 1, 2).contiguous())
+    return out
+
+
+def masked_group_norm(gn: nn.GroupNorm, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``gn`` applied to ``x [B, C, h, w]`` with statistics over the ``valid [B, h, w]`` positions only."""
+    B, C, h, w = x.shape
+    G = gn.num_groups
+    xg = x.reshape(B, G, C // G, h * w)
+    m = valid.reshape(B, 1, 1, h * w).to(x.dtype)
+    n = (m.sum(-1, keepdim=True) * (C // G)).clamp(min=1)
+    mean = (xg * m).sum((-1, -2), keepdim=True) / n
+    var = (((xg - mean) * m) ** 2).sum((-1, -2), keepdim=True) / n
+    y = ((xg - mean) / torch.sqrt(var + gn.eps)).reshape(B, C, h, w)
+    return y * gn.weight[None, :, None, None] + gn.bias[None, :, None, None] if gn.affine else y
+
+
+def replicate_beyond(y: torch.Tensor, gh: torch.Tensor, gw: torch.Tensor) -> torch.Tensor:
+    """Patches beyond each frame's valid ``gh x gw`` grid take the nearest valid patch's value."""
+    B, _, Hg, Wg = y.shape
+    ri = torch.minimum(torch.arange(Hg, device=y.device)[None], (gh - 1)[:, None])  # [B, Hg]
+    ci = torch.minimum(torch.arange(Wg, device=y.device)[None], (gw - 1)[:, None])  # [B, Wg]
+    y = torch.gather(y, 2, ri[:, None, :, None].expand(-1, y.shape[1], -1, Wg))
+    return torch.gather(y, 3, ci[:, None, None, :].expand(-1, y.shape[1], Hg, -1))
 
 
 def _factory(size: str, registers: bool):
