@@ -5,8 +5,8 @@ round ``r >= 1``: the previous round's model predicts on the training videos; pr
 score ``>= thresholds[r-1]`` (0.7, then 0.65, then the last value) are kept; the round's earlier
 labels whose tube IoU with every kept prediction is ``< add_back_iou`` (0.5) are added back; the
 result is written (validated) as ``round_<r>/labels.json``; the model is retrained from the previous
-round's final weights on it, with DropLoss off (``model.maskrcnn.droploss=False``) and
-``round_options`` (e.g. a lower ``solver.base_lr``).
+round's final weights on it, with DropLoss off (``model.maskrcnn.droploss=False``), copy-paste
+scales 0.5-1.0 and ``--round-option`` values (e.g. CutLER halves ``solver.base_lr``).
 
 Layout (every file written atomically, so a killed run resumes where it stopped)::
 
@@ -201,7 +201,9 @@ def run_selftrain(args: argparse.Namespace) -> dict:
             counts = read_json(rd / "label_counts.json", "label counts") if (rd / "label_counts.json").is_file() else {}
         extra = [f"data.train_json={labels}"]
         if r >= 1:
-            extra += [f"model.weights={prev['weights']}", "model.maskrcnn.droploss=False", *args.round_option]
+            # CutLER's self-training: DropLoss off, copy-paste scales 0.5-1.0 (used only when copy-paste is on)
+            extra += [f"model.weights={prev['weights']}", "model.maskrcnn.droploss=False",
+                      "data.copy_paste.scale=[0.5,1.0]", *args.round_option]
         elif args.initial_weights:
             extra += [f"model.weights={args.initial_weights}"]
         if r == 0 and args.initial_weights:
