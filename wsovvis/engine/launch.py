@@ -65,7 +65,7 @@ def _device_and_backend(cfg, local_rank: int):
 
 
 def run_rank(info: du.DistInfo, cfg, resolved: dict, run_dir: str | None, sacred_run: Any, builder: Callable | None,
-             out_dir: str | None = None):
+             out_dir: str | None = None, record_dir: str | None = None):
     """Body of every rank: join the group, receive run directory + validated config from rank 0, train."""
     import torch
 
@@ -75,7 +75,7 @@ def run_rank(info: du.DistInfo, cfg, resolved: dict, run_dir: str | None, sacred
     info.backend, info.timeout_s = backend, cfg.dist_timeout_s
     try:
         du.init_group(info)
-        run_dir, out_dir, cfg, resolved = du.broadcast_object((run_dir, out_dir, cfg, resolved))
+        run_dir, out_dir, record_dir, cfg, resolved = du.broadcast_object((run_dir, out_dir, record_dir, cfg, resolved))
         if cfg.num_threads > 0:
             torch.set_num_threads(cfg.num_threads)
         elif device.type == "cpu" and info.local_world_size > 1:
@@ -87,17 +87,18 @@ def run_rank(info: du.DistInfo, cfg, resolved: dict, run_dir: str | None, sacred
         return trainer.run(cfg, ctx)
     except BaseException as e:
         if not isinstance(e, KeyboardInterrupt) or info.rank != 0:
-            du.write_rank_traceback(run_dir, info.rank, du.format_exception(e))
+            du.write_rank_traceback(record_dir or run_dir, info.rank, du.format_exception(e))
         raise
     finally:
         du.destroy_group()
 
 
-def _spawned_rank(info: du.DistInfo, cfg, resolved: dict, run_dir: str, parent_pid: int, builder) -> None:
+def _spawned_rank(info: du.DistInfo, cfg, resolved: dict, run_dir: str, parent_pid: int, builder,
+                  record_dir: str | None = None) -> None:
     setup_logging()
     du.ParentWatchdog(parent_pid).start()
     try:
-        run_rank(info, cfg, resolved, run_dir, None, builder)
+        run_rank(info, cfg, resolved, run_dir, None, builder, record_dir=record_dir)
     except BaseException as e:
         print(f"[wsovvis] rank {info.rank} failed:\n{du.format_exception(e)}", file=sys.stderr, flush=True)
         sys.stdout.flush()
@@ -106,12 +107,13 @@ def _spawned_rank(info: du.DistInfo, cfg, resolved: dict, run_dir: str, parent_p
 
 
 def launch_workers(cfg, resolved: dict, run_dir: str | None, sacred_run: Any, builder: Callable | None,
-                   out_dir: str | None = None) -> dict:
+                   out_dir: str | None = None, record_dir: str | None = None) -> dict:
+    """``record_dir``: this invocation's record (tracebacks go there; the run directory by default)."""
     env = du.torchrun_env()
     if env is not None:
-        return run_rank(env, cfg, resolved, run_dir, sacred_run, builder, out_dir)
+        return run_rank(env, cfg, resolved, run_dir, sacred_run, builder, out_dir, record_dir)
     if cfg.world_size == 1:
-        return run_rank(du.DistInfo(), cfg, resolved, run_dir, sacred_run, builder, out_dir)
+        return run_rank(du.DistInfo(), cfg, resolved, run_dir, sacred_run, builder, out_dir, record_dir)
     if cfg.dist_url == "auto":
         if cfg.num_machines > 1:
             raise WsovvisError("config: num_machines > 1 needs dist_url=tcp://<rank-0 host>:<port>")
@@ -127,7 +129,8 @@ def launch_workers(cfg, resolved: dict, run_dir: str | None, sacred_run: Any, bu
     ctx = mp.get_context("spawn")
     procs = {}
     for local in range(1, cfg.num_gpus):
-        p = ctx.Process(target=_spawned_rank, args=(info(local), cfg, resolved, run_dir, os.getpid(), builder),
+        p = ctx.Process(target=_spawned_rank, args=(info(local), cfg, resolved, run_dir, os.getpid(), builder,
+                                                    record_dir),
                         name=f"wsovvis-rank{base + local}")
         p.start()
         procs[base + local] = p
@@ -140,25 +143,27 @@ def launch_workers(cfg, resolved: dict, run_dir: str | None, sacred_run: Any, bu
                 except Exception:
                     pass
 
-    watchdog = du.ChildWatchdog(procs, Path(run_dir) if run_dir else None, on_hard_exit=hard_exit)
+    trace_dir = record_dir or run_dir
+    watchdog = du.ChildWatchdog(procs, Path(trace_dir) if trace_dir else None, on_hard_exit=hard_exit)
     watchdog.start()
     try:
-        result = run_rank(info(0), cfg, resolved, run_dir, sacred_run, builder, out_dir)
+        result = run_rank(info(0), cfg, resolved, run_dir, sacred_run, builder, out_dir, record_dir)
     except BaseException as e:
         failed = _first_child_failure(procs, watchdog)
         watchdog.stop()
         du.terminate(procs.values())
         if failed is not None:
             rank, code, when = failed
-            silent = run_dir is not None and not (Path(run_dir) / f"traceback.rank{rank}.txt").exists()
+            silent = trace_dir is not None and not (Path(trace_dir) / f"traceback.rank{rank}.txt").exists()
             if silent:
                 # A rank that died without a word (signal, os._exit, OOM killer) is the root cause;
                 # rank 0's own error is only the broken connection to it.
-                du.write_rank_traceback(run_dir, rank, f"rank {rank} exited with code {code} without a traceback "
+                du.write_rank_traceback(trace_dir, rank, f"rank {rank} exited with code {code} without a traceback "
                                                       "(killed by a signal or a hard exit, e.g. out of memory)\n")
-            du.write_root_traceback(run_dir, root_rank=rank if silent else None)
+            du.write_root_traceback(trace_dir, root_rank=rank if silent else None)
             raise RankFailure(f"rank {rank} failed (exit code {code}); every rank was stopped"
-                              + (f"; root traceback in {Path(run_dir) / 'traceback.txt'}" if run_dir else "")) from e
+                              + (f"; root traceback in {Path(trace_dir) / 'traceback.txt'}" if trace_dir else "")
+                              ) from e
         raise
     watchdog.stop()
     deadline = time.time() + 60
@@ -210,7 +215,7 @@ def _sacred_main(sacred_run: Any, state: dict) -> dict:
 
     cfg, resolved = state["cfg"], state["resolved"]
     observer = state["observer"]
-    run_dir = out_dir = None
+    run_dir = out_dir = record = None
     if state["global_rank"] == 0:
         if state["resume_dir"] is not None:
             # a later invocation of an existing run: its own numbered record, nothing overwritten
@@ -227,15 +232,16 @@ def _sacred_main(sacred_run: Any, state: dict) -> dict:
         log.info("run directory: %s%s", run_dir, f" (this invocation's record: {record})" if record != run_dir else "")
         state["run_dir"], state["record_dir"] = run_dir, record
     try:
-        return launch_workers(cfg, resolved, str(run_dir) if run_dir else None, sacred_run, state["builder"], out_dir)
+        return launch_workers(cfg, resolved, str(run_dir) if run_dir else None, sacred_run, state["builder"], out_dir,
+                              str(record) if record else None)
     except BaseException as e:
-        if run_dir is not None:
+        if record is not None:  # this invocation's record: an earlier invocation's traceback is kept
             if not isinstance(e, RankFailure):
-                if not list(run_dir.glob("traceback.rank*.txt")):
-                    du.write_rank_traceback(run_dir, 0, du.format_exception(e))
-                du.write_root_traceback(run_dir)
-            if (run_dir / "traceback.txt").is_file():
-                log.error("traceback written to %s", run_dir / "traceback.txt")
+                if not list(record.glob("traceback.rank*.txt")):
+                    du.write_rank_traceback(record, 0, du.format_exception(e))
+                du.write_root_traceback(record)
+            if (record / "traceback.txt").is_file():
+                log.error("traceback written to %s", record / "traceback.txt")
         raise
 
 
