@@ -271,7 +271,7 @@ def group_layers(choices: dict[str, str], conf_dir: Path | None = None) -> list[
         if isinstance(item, dict) and len(item) == 1:
             order.append(next(iter(item)).lstrip("+~").split("@")[0].removeprefix("override /"))
     order += [g for g in choices if g not in order]
-    layers = [_GroupLayer(f"configs/{'config.yaml'}", flatten(root))]
+    layers = [_GroupLayer("configs/config.yaml", flatten(root))]
     for g in order:
         if g in choices:
             layers += _option_layers(conf_dir, g, choices[g])
