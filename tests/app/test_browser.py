@@ -146,11 +146,18 @@ def test_app_in_a_real_browser(browser_binaries, tmp_path, tmp_path_factory):
     args = ["--detector", "standin:colour", "--segmenter", "standin:colour", "--max_preview_frames", "4"]
     server = AppServer(args, cwd=tmp_path / "cwd", log_path=shots / "server.log", tmp_dir=tmp_path / "tmp")
     driver = None
+    t0, laps = time.monotonic(), {}
+
+    def lap(name: str) -> None:
+        laps[name] = round(time.monotonic() - t0, 1)
+
     try:
         server.wait_ready()
+        lap("server ready")
         session_roots = list((tmp_path / "tmp").iterdir())
         assert len(session_roots) == 1 and session_roots[0].name.startswith("wsovvis-app-")
         driver = make_driver(browser_binaries, tmp_path / "profile", tmp_path / "downloads")
+        lap("browser started")
         driver.get(server.url)
         page = Page(driver, shots)
         page.wait(lambda: page.els("#test-run"), "the page")
@@ -175,6 +182,7 @@ def test_app_in_a_real_browser(browser_binaries, tmp_path, tmp_path_factory):
         assert src.startswith(server.url)
         page.shot("1_test_tab")
 
+        lap("test tab")
         # ---- Batch: two images -> gallery, counts, ZIP downloaded by the browser.
         page.tab("Batch")
         page.el("#batch-size input[type=number]").clear()
@@ -203,6 +211,7 @@ def test_app_in_a_real_browser(browser_binaries, tmp_path, tmp_path_factory):
         assert len(coco.getAnnIds()) == 4 and {c["name"] for c in coco.cats.values()} == {"red", "sky"}
         assert {(im["height"], im["width"]) for im in coco.imgs.values()} == {(60, 80)}  # long side 80
 
+        lap("batch tab")
         # ---- Review: bad inputs, then open, reject tube 2, save.
         page.tab("Review")
         page.type("review-json", str(data / "coco.json"))
@@ -235,6 +244,7 @@ def test_app_in_a_real_browser(browser_binaries, tmp_path, tmp_path_factory):
         assert len(json.loads(review_json.read_text())["annotations"]) == 4  # the input is untouched
         assert cli_main(["check", str(curated), "--img_root", str(frames), "--no_progress"]) == 0
 
+        lap("review tab")
         # ---- Metrics: a folder that is not a run, then the run.
         page.tab("Metrics")
         page.type("metrics-run", str(data))
@@ -247,6 +257,7 @@ def test_app_in_a_real_browser(browser_binaries, tmp_path, tmp_path_factory):
         assert "25.0" in page.wait_text("metrics-table", "AP50")
         page.shot("4_metrics_tab")
 
+        lap("metrics tab")
         # ---- Offline and tidy: no request left the machine, the working folder stayed empty.
         assert external(page.collect_urls(), server.port) == []
         assert server.net_attempts() == []  # nor did the server try (telemetry, version check, hub)
@@ -263,4 +274,6 @@ def test_app_in_a_real_browser(browser_binaries, tmp_path, tmp_path_factory):
         if driver is not None:
             driver.quit()
         server.stop()
+        lap("stopped")
+        (shots / "timings.json").write_text(json.dumps(laps, indent=1))  # seconds since the server was started
     assert list((tmp_path / "tmp").iterdir()) == [], "the session folder must be removed when the server stops"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import threading
 
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.logging import get_logger
@@ -46,6 +47,14 @@ def _check_port(host: str, port: int) -> int:
         return s.getsockname()[1]
 
 
+def _preload() -> None:
+    import importlib
+
+    for name in ("wsovvis.autolabel.prompts", "wsovvis.autolabel.images", "wsovvis.autolabel.run",
+                 "wsovvis.autolabel.export", "wsovvis.autolabel.draw"):
+        importlib.import_module(name)
+
+
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -67,6 +76,9 @@ def main(args: argparse.Namespace) -> int:
                       videos_json=args.videos_json, run_dir=args.run_dir,
                       max_preview_frames=args.max_preview_frames)
     demo = build_app(opts)
+    if labeler.ready:
+        # The labelling modules pull in torch (seconds): import them while the page loads, not on the first click.
+        threading.Thread(target=_preload, name="wsovvis-preload", daemon=True).start()
     log.info("session files under %s (removed on exit)", dirs.root)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("--host %s: the app (no login) is reachable from other machines, and it reads and writes "
