@@ -194,18 +194,19 @@ class Sam2Segmenter:
             emb = self.model.get_image_embeddings(pixels)
             for s in range(0, len(boxes), self.batch):
                 chunk = boxes[s:s + self.batch]
-                prompt = self.processor(images=[image], input_boxes=[chunk.tolist()], return_tensors="pt")
+                prompt = self.processor(input_boxes=[chunk.tolist()], original_sizes=inputs["original_sizes"],
+                                        return_tensors="pt")
                 o = self.model(image_embeddings=emb, input_boxes=prompt["input_boxes"].to(self.device, self.dtype),
                                multimask_output=False)
-                m = self.processor.post_process_masks(o.pred_masks.float().cpu(), prompt["original_sizes"])[0]
+                m = self.processor.post_process_masks(o.pred_masks.float().cpu(), inputs["original_sizes"])[0]
                 out.append(m[:, 0].numpy().astype(bool))
         return np.concatenate(out, 0)
 
 
 class Sam2VideoTracker:
     """`VideoSegmenter` over ``Sam2VideoModel`` + ``Sam2VideoProcessor``: one inference session per
-    call (the caller passes short clips, so memory stays bounded); frames are kept on the CPU and
-    only the frame being processed moves to the device."""
+    call (the caller passes short clips, so memory stays bounded); the clip's frames are stored on
+    the CPU and only the frame being processed moves to the device."""
 
     def __init__(self, model, processor, device: str = "cpu", dtype=None):
         self.model = model
@@ -222,7 +223,7 @@ class Sam2VideoTracker:
             return {}
         session = self.processor.init_video_session(
             video=list(frames), inference_device=self.device, video_storage_device="cpu",
-            inference_state_device="cpu" if self.device != "cpu" else None, dtype=self.dtype or torch.float32)
+            dtype=self.dtype or torch.float32)
         box_ids = [k for k, v in prompts.items() if np.asarray(v).shape == (4,)]
         mask_ids = [k for k in prompts if k not in box_ids]
         if box_ids:

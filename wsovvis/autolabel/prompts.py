@@ -117,8 +117,10 @@ def _build(cats: list[dict], pairs, source: str, map_source: str) -> PromptSet:
             if cid is None and key.isdigit() and int(key) in ids:  # a class id written in a text map
                 cid = int(key)
             if cid is None:
+                hint = ("; to give a class several prompts write {class: [prompts]}"
+                        if by_name.get(prompt.lower()) is not None else "")
                 raise WsovvisError(f"{map_source}: prompt {prompt!r} maps to unknown class {cls!r} "
-                                   f"(not in the vocabulary {source})")
+                                   f"(not in the vocabulary {source}){hint}")
         if prompt.lower() in seen:
             raise WsovvisError(f"{map_source}: the prompt {prompt!r} appears twice")
         seen[prompt.lower()] = cid
