@@ -43,7 +43,7 @@ def test_starts_without_models_and_says_which_flags(app, tmp_path):
     demo, dirs = app
     banner = _prop(demo, "test-models")
     assert "--detector" in banner and "--segmenter" in banner and "error" in banner
-    assert _prop(demo, "test-mode") == "detect"
+    assert _prop(demo, "test-mode") == "detect" and "--detector" in _prop(demo, "batch-models")
     (tmp_path / "a.png").write_bytes(b"")
     request = SimpleNamespace(session_hash="abc")
     status = _fn(demo, "on_test")(str(tmp_path / "a.png"), "red", None, 0.1, "detect", "tubes", request)[0]

@@ -121,6 +121,8 @@ def build_app(opts: AppOptions):
 
         # ----------------------------------------------------------------- Batch
         with gr.Tab("Batch", id="batch", elem_id="tab-batch"):
+            if not opts.labeler.ready:
+                gr.HTML(error(opts.labeler.missing), elem_id="batch-models")
             gr.Markdown("Uses the prompts, threshold and mode of the Test tab.")
             with gr.Row():
                 with gr.Column(scale=1):
