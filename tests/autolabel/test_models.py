@@ -168,3 +168,23 @@ def test_pseudo_engine_on_tiny_models(models, tmp_path):
 def test_detections_validate_lengths():
     with pytest.raises(ValueError):
         Detections(np.zeros((2, 4)), np.zeros(1), np.zeros(2))
+
+
+def test_device_rule(monkeypatch):
+    import os
+
+    from wsovvis.autolabel.models import device_and_dtype
+
+    assert os.environ.get("PYTORCH_ENABLE_MPS_FALLBACK") == "1"  # set by importing wsovvis.autolabel
+    assert device_and_dtype("cpu") == ("cpu", torch.float32)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert device_and_dtype(None) == ("cuda", torch.float16)
+    assert device_and_dtype("cuda:1") == ("cuda:1", torch.float16)
+    assert device_and_dtype("cpu") == ("cpu", torch.float32)  # --device overrides
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert device_and_dtype("auto") == ("mps", torch.float32)
+    with pytest.raises(WsovvisError, match="CUDA is not available"):
+        device_and_dtype("cuda")
+    with pytest.raises(WsovvisError, match="--device 'tpu'"):
+        device_and_dtype("tpu")
