@@ -42,7 +42,9 @@ from wsovvis.cli import run_module  # noqa: E402
 from wsovvis.data import convert as convert_mod  # noqa: E402
 from wsovvis.evaluation import evaluate  # noqa: E402
 from wsovvis.pseudo import cli as pseudo_cli  # noqa: E402
+from wsovvis.pseudo.quality import identity_switches, region_similarity, spearman, tube_iou  # noqa: E402
 from wsovvis.pseudo.runner import read_manifests  # noqa: E402
+from wsovvis.pseudo.tuning import GRID, QUICK_GRID, config_name, grid_configs, loo_report, run_grid  # noqa: E402
 from wsovvis.utils.io import atomic_write_json, read_json  # noqa: E402
 from wsovvis.utils.logging import setup_logging  # noqa: E402
 
@@ -82,6 +84,64 @@ def emission_order(_v, track_id, _a, _l) -> float:
     return 1.0 - (track_id - 1) / 100.0
 
 
+def read_tubes(mask_dir: Path, stems: list[str], prefix: str = "") -> dict[int, dict[int, np.ndarray]]:
+    """Id PNGs of one sequence (``<prefix><stem>.png``) -> id -> ``{frame: bool mask}`` (0 = background)."""
+    from wsovvis.data.masks import decode_ids
+
+    tubes: dict[int, dict[int, np.ndarray]] = {}
+    for t, stem in enumerate(stems):
+        ids = np.asarray(decode_ids(mask_dir / f"{prefix}{stem}.png")).astype(np.int64)
+        for k in np.unique(ids):
+            if k:
+                tubes.setdefault(int(k), {})[t] = ids == k
+    return dict(sorted(tubes.items()))
+
+
+def gt_ids(data: Path, seq: str, stems: list[str], folder: str = "Annotations") -> np.ndarray:
+    from wsovvis.data.masks import decode_ids
+
+    return np.stack([np.asarray(decode_ids(data / folder / seq / f"{s}.png")) for s in stems]).astype(np.int64)
+
+
+def video_quality(by_id: dict[int, dict[int, np.ndarray]], gt: np.ndarray, osvos: np.ndarray) -> dict:
+    """J, identity switches (vs the DAVIS-2016 fg/bg GT and vs the OSVOS multi-object masks), tube id -> tube IoU."""
+    tubes = list(by_id.values())
+    union = np.zeros(gt.shape, bool)
+    for tb in tubes:
+        for t, m in tb.items():
+            union[t] |= m
+    gtube = {t: gt[t] == 1 for t in range(len(gt))}
+    return {"J": region_similarity(union, gt == 1), "id_switches": identity_switches(tubes, gt),
+            "id_switches_osvos": identity_switches(tubes, osvos),
+            "tube_iou": {k: tube_iou(tb, gtube) for k, tb in by_id.items()}}
+
+
+def leave_one_out_section(data: Path, img_root: Path, gt: dict, seqs: list[str], grid: dict) -> dict:
+    """Choose the grid configuration on 7 sequences, score it on the 8th; print beside the in-sample numbers."""
+    from wsovvis.pseudo.cliplink import ClipLinkParams
+    from wsovvis.pseudo.engines import CLASSIC_CUT
+
+    default = config_name({"tau": CLASSIC_CUT["tau"], "link_iou": ClipLinkParams().link_iou})
+    configs = [config_name(c) for c in grid_configs(grid)]
+    if default not in configs:
+        raise SystemExit(f"error: the grid {grid} must contain the default configuration ({default})")
+    per_config = run_grid(img_root, data / "Annotations", seqs, grid, extra_gt_root=data / REFERENCES["OSVOS"])
+    rep = loo_report(gt, per_config, default)
+    print(f"\nleave-one-sequence-out (grid {grid}; AP50 chooses the configuration on the other {len(seqs) - 1})")
+    print(f"{'held out':20s} {'chosen':22s} {'train AP50':>10s} {'AP50':>6s} {'J':>6s} {'idsw':>5s}")
+    for f in rep["folds"]:
+        print(f"{f['held_out']:20s} {f['chosen']:22s} {100 * f['train_score']:10.1f} {100 * f['held_out_ap50']:6.1f} "
+              f"{100 * f['held_out_J']:6.1f} {f['held_out_id_switches']:5d}")
+    print(f"held-out AP50 {100 * rep['held_out_ap50_mean']:.1f} ± {100 * rep['held_out_ap50_std']:.1f} (per fold; "
+          f"pooled over the 8 held-out sequences {100 * rep['held_out_ap50_pooled']:.1f}), "
+          f"held-out J {100 * rep['held_out_J_mean']:.1f} ± {100 * rep['held_out_J_std']:.1f}")
+    for name, v in rep["in_sample"].items():
+        tag = " (default)" if name == default else ""
+        tag += " <- best in-sample" if name == rep["in_sample_best"] else ""
+        print(f"in-sample {name:22s} AP50 {100 * v['AP50']:5.1f}  J {100 * v['J']:5.1f}  idsw {v['id_switches']}{tag}")
+    return rep
+
+
 def eig_bench(img_root: Path, repeats: int = 3) -> dict:
     """ARPACK (ours) vs dense generalized eigh on one 60x60-cell affinity of a DAVIS frame."""
     import cv2
@@ -118,6 +178,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--skip_eig", action="store_true")
     ap.add_argument("--no_sheets", action="store_true")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"leave-one-out over the small grid {QUICK_GRID} instead of {GRID}")
+    ap.add_argument("--no_loo", action="store_true", help="skip the leave-one-sequence-out protocol")
     args = ap.parse_args()
     setup_logging()
     data, out = Path(args.data), Path(args.out)
@@ -172,6 +235,35 @@ def main() -> int:
     sp = report["speed"]
     print(f"speed: {sp['seconds_per_frame']:.3f} s per frame at {sp['frame_sizes']} (H, W) on CPU, "
           f"{sp['frames']} frames (engine + PNG writing; includes optical flow)")
+
+    # DAVIS J, identity switches and the score/IoU rank correlation, from the PNGs every method wrote.
+    seqs = sorted(p.name for p in img_root.iterdir() if p.is_dir())
+    quality: dict[str, dict] = {"ours": {}, "RVOS": {}, "OSVOS": {}}
+    for seq in seqs:
+        stems = sorted(p.stem for p in (data / "Annotations" / seq).glob("*.png"))
+        gt, osvos = gt_ids(data, seq, stems), gt_ids(data, seq, stems, REFERENCES["OSVOS"])
+        quality["ours"][seq] = video_quality(read_tubes(out / "ours" / "masks" / seq, stems, "mask_"), gt, osvos)
+        for name, folder in REFERENCES.items():
+            quality[name][seq] = video_quality(read_tubes(data / folder / seq, stems), gt, osvos)
+    print("\nDAVIS J (mean per-frame IoU of the union of all tubes with the GT foreground), identity switches")
+    print(f"{'method':10s} {'J':>6s} {'idsw':>5s} {'idsw(OSVOS ids)':>16s}   per-sequence J")
+    report["quality"] = {}
+    for name, per in quality.items():
+        j = float(np.mean([q["J"] for q in per.values()]))
+        sw = sum(q["id_switches"] for q in per.values())
+        swo = sum(q["id_switches_osvos"] for q in per.values())
+        report["quality"][name] = {"J": j, "id_switches": sw, "id_switches_osvos": swo,
+                                   "per_sequence_J": {s: q["J"] for s, q in per.items()}}
+        print(f"{name:10s} {100 * j:6.1f} {sw:5d} {swo:16d}   " + " ".join(f"{100 * q['J']:.0f}" for q in per.values()))
+    sc = [scores[(s, k)] for s in seqs for k in quality["ours"][s]["tube_iou"]]
+    ious = [i for s in seqs for i in quality["ours"][s]["tube_iou"].values()]
+    report["quality"]["ours"]["spearman_score_vs_tube_iou"] = rho = spearman(sc, ious)
+    print(f"ours: Spearman(tube score, tube IoU with GT) = {rho:.3f} over {len(ious)} tubes")
+
+    if not args.no_loo:
+        report["leave_one_out"] = loo = leave_one_out_section(data, img_root, read_json(out / "gt.json"), seqs,
+                                                              QUICK_GRID if args.quick else GRID)
+        report["quality"]["ours"]["held_out"] = {k: loo[k] for k in ("held_out_ap50_mean", "held_out_J_mean")}
 
     if not args.no_sheets:
         from wsovvis.viz.contact_sheet import visualize_dataset

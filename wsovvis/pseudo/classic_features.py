@@ -213,7 +213,7 @@ class ClassicFeatures(FeatureExtractor):
             [self.k_obj * (1.0 - o), self.w_obj * o, self.w_col * o * col_dir, self.w_mot * o * mot_dir], -1
         ).astype(np.float32)
         return VideoFeatures(patch=patch_feats, link=link, saliency=o[..., 0].astype(np.float32),
-                             pixel_saliency=obj.astype(np.float32), flow=fwd, fg_rule="saliency",
+                             pixel_saliency=obj.astype(np.float32), flow=fwd, motion=sal_px, fg_rule="saliency",
                              link_is_histogram=True)
 
 

@@ -143,6 +143,11 @@ def cleanup(tracks: list[Track], num_frames: int, params: CleanupParams | None =
     tubes = [tb for tb in tubes if len(tb.masks) >= min_len]
     for tb in tubes:
         tb.score = score_tube(tb, num_frames, params.persistence_power)
+    return finalize(tubes)
+
+
+def finalize(tubes: list[Tube]) -> list[Tube]:
+    """Scored tubes -> overlaps resolved (higher score wins), empty ones dropped, ids ``1..K`` by first appearance."""
     resolve_overlaps(tubes)
     tubes = [tb for tb in tubes if tb.masks]
     tubes.sort(key=lambda tb: (tb.first(), -tb.score))

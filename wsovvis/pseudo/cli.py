@@ -50,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="local checkpoint: a DINO/DINOv2 .pth (maskcut) or videocutler_m2f_rn50.pth")
     p.add_argument("--tau", type=float, help="maskcut affinity threshold (default: 0.15 DINO, 0.2 DINOv2, 0.5 classic)")
     p.add_argument("--num_cuts", type=int, help="maskcut cuts per frame (default 3 ViT, 4 classic)")
+    p.add_argument("--preset", default="default", choices=("default", "maskcut_paper"),
+                   help="maskcut settings: default = the tuned pipeline; maskcut_paper = the published MaskCut "
+                        "per frame (480² squares, DINO ViT-B/8 keys, tau 0.15, N 3, CRF; needs --weights)")
     p.add_argument("--refine", default="guided", choices=("none", "guided", "crf"),
                    help="pixel refinement of patch masks (crf needs pydensecrf2; else guided is used)")
     p.add_argument("--short_side", type=int, help="working short side in px (default 480)")

@@ -27,8 +27,11 @@ ENGINES = ("maskcut", "videocutler", "owlv2_sam2")
 DEFAULTS: dict[str, Any] = {
     "engine": "maskcut", "arch": "auto", "weights": None, "tau": None, "num_cuts": None, "refine": "guided",
     "short_side": None, "conf": 0.8, "clip_len": 64, "overlap": 8, "cutler_root": "third_party/CutLER",
-    "device": None, "min_len": 3, "trust_pickle": False,
+    "device": None, "min_len": 3, "trust_pickle": False, "preset": "default",
 }
+# ``default``: the tuned pipeline below; ``maskcut_paper``: the published MaskCut per-frame procedure
+# (`wsovvis.pseudo.maskcut_paper`: 480² square input, DINO ViT-B/8 keys, tau 0.15, N 3, CRF).
+PRESETS = ("default", "maskcut_paper")
 # Weight-free cut settings, tuned on the DAVIS sample and the synthetic videos (bench/pseudo_davis.py).
 CLASSIC_CUT = {"tau": 0.5, "num_cuts": 4, "fg_rule": "saliency", "min_saliency": 0.3}
 VIT_CUT = {"num_cuts": 3, "fg_rule": "maskcut"}
@@ -37,6 +40,25 @@ VIT_CUT = {"num_cuts": 3, "fg_rule": "maskcut"}
 def _get(cfg: Namespace | dict, key: str) -> Any:
     val = cfg.get(key) if isinstance(cfg, dict) else getattr(cfg, key, None)
     return DEFAULTS[key] if val is None else val
+
+
+def _build_paper(cfg: Namespace | dict, arch: str, weights):
+    """The ``maskcut_paper`` preset: a DINO ViT (ViT-B/8 unless --arch names another) and the paper's settings."""
+    from wsovvis.pseudo.maskcut_paper import PAPER, MaskCutPaperEngine
+
+    arch = PAPER["arch"] if arch == "auto" else arch
+    if arch == "classic":
+        raise WsovvisError("--preset maskcut_paper needs DINO features: pass --weights <dino_vitbase8_pretrain.pth> "
+                           "(and --arch dino_vitb8, the default of this preset), not --arch classic")
+    features = build_features(arch, weights=weights, device=_get(cfg, "device"),
+                              trust_pickle=bool(_get(cfg, "trust_pickle")))
+    tau = float(_get(cfg, "tau") if _get(cfg, "tau") is not None else PAPER["tau"])
+    n = int(_get(cfg, "num_cuts") if _get(cfg, "num_cuts") is not None else PAPER["num_cuts"])
+    size = int(_get(cfg, "short_side") or PAPER["size"])
+    log.info("engine maskcut_paper: %s keys on %dx%d squares, tau %.2f, N %d, CRF (guided if pydensecrf is "
+             "missing)", arch, size, size, tau, n)
+    return MaskCutPaperEngine(features, tau=tau, num_cuts=n, size=size, refine=PAPER["refine"],
+                              clean=CleanupParams(min_len=int(_get(cfg, "min_len"))))
 
 
 def build_engine(cfg: Namespace | dict):
@@ -56,6 +78,11 @@ def build_engine(cfg: Namespace | dict):
         return VideoCutLEREngine(predictor, threshold=float(_get(cfg, "conf")), clip_len=int(_get(cfg, "clip_len")),
                                  overlap=int(_get(cfg, "overlap")))
     arch = _get(cfg, "arch")
+    preset = _get(cfg, "preset")
+    if preset not in PRESETS:
+        raise WsovvisError(f"unknown --preset {preset!r}; choose from {', '.join(PRESETS)}")
+    if preset == "maskcut_paper":
+        return _build_paper(cfg, arch, weights)
     if arch == "auto":
         arch = "dino_vitb8" if weights else "classic"
     clean = CleanupParams(min_len=int(_get(cfg, "min_len")))

@@ -39,6 +39,8 @@ class VideoFeatures:
     * ``saliency``: ``float32 [T, h, w]`` in 0..1, or None (then the MaskCut foreground rules apply).
     * ``pixel_saliency``: ``float32 [T, H, W]`` at the frames' working size, or None.
     * ``flow``: ``float32 [T, H, W, 2]`` forward flow at the working size (to predict track masks), or None.
+    * ``motion``: ``float32 [T, H, W]`` camera-compensated motion magnitude in pixels at the working
+      size, or None (tubes that move with the camera are recognised by it).
     * ``fg_rule``: ``"maskcut"`` or ``"saliency"``.
     * ``link_is_histogram``: ``link`` holds per-cell histograms (compared after a square root).
     """
@@ -48,6 +50,7 @@ class VideoFeatures:
     saliency: np.ndarray | None = None
     pixel_saliency: np.ndarray | None = None
     flow: np.ndarray | None = None
+    motion: np.ndarray | None = None
     fg_rule: str = "maskcut"
     link_is_histogram: bool = False
 

@@ -9,17 +9,21 @@ time and cleaned up offline (`wsovvis.pseudo.cleanup`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from wsovvis.pseudo.cleanup import CleanupParams, Tube, cleanup
+from wsovvis.pseudo.cleanup import CleanupParams, Tube, cleanup, finalize, score_tube
+from wsovvis.pseudo.cliplink import ClipLinkParams, link_clip
 from wsovvis.pseudo.cut import CutParams, PatchMask, cut_frame
 from wsovvis.pseudo.features import FeatureExtractor, VideoFeatures
 from wsovvis.pseudo.frames import Video
 from wsovvis.pseudo.linking import Detection, LinkParams, Track, Tracker
 from wsovvis.pseudo.motion import FlowEstimator, warp_mask
-from wsovvis.pseudo.refine import refine_mask
+from wsovvis.pseudo.refine import fill_moving_holes, refine_mask
+
+LINKERS = ("clip", "online")
 
 
 @dataclass
@@ -71,14 +75,44 @@ def edge_alignment(mask: np.ndarray, grad: np.ndarray) -> float:
     return float(grad[boundary].mean() / max(float(grad.mean()), 1e-6))
 
 
+def touches_border(mask: np.ndarray) -> bool:
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def moves_with_camera(tube: Tube, motion: np.ndarray, still_px: float, border_frac: float) -> bool:
+    """True when the tube's median residual motion (``motion [T, H, W]``, px) is below ``still_px`` and
+    it touches the image border in more than ``border_frac`` of its frames: static background
+    (sky, walls, grass) that the colour model let through."""
+    frames = [t for t in tube.frames if t not in tube.filled] or tube.frames
+    res = float(np.median([motion[t][tube.masks[t]].mean() for t in frames]))
+    border = np.mean([touches_border(tube.masks[t]) for t in frames])
+    return res < still_px and border > border_frac
+
+
 class MaskCutEngine:
-    """Per-video pseudo tubes from a `FeatureExtractor` and the normalized-cut procedure."""
+    """Per-video pseudo tubes from a `FeatureExtractor` and the normalized-cut procedure.
+
+    ``linker``: ``clip`` (default; `wsovvis.pseudo.cliplink`, whole-clip grouping along the flow)
+    or ``online`` (the frame-by-frame Hungarian tracker of `wsovvis.pseudo.linking` + `cleanup`).
+    ``hole_px``: holes moving within this many pixels (at 480p) of their mask are filled
+    (negative: off); ``still_px`` / ``border_frac``: tubes moving with the camera and on the
+    border are dropped (``still_px`` 0: off); both need the features' flow / motion.
+    """
 
     name = "maskcut"
 
     def __init__(self, features: FeatureExtractor, cut: CutParams, link: LinkParams | None = None,
                  clean: CleanupParams | None = None, refine: str = "guided", warp: bool = True,
-                 edge_ref: float = 3.0, prior_weight: float = 0.4):
+                 edge_ref: float = 3.0, prior_weight: float = 0.4, linker: str = "clip",
+                 clip: ClipLinkParams | None = None, hole_px: float = 1.0, still_px: float = 0.6,
+                 border_frac: float = 0.5):
+        if linker not in LINKERS:
+            raise ValueError(f"unknown linker {linker!r}; choose from {LINKERS}")
+        self.linker = linker
+        self.clip = clip or ClipLinkParams()
+        self.hole_px = hole_px
+        self.still_px = still_px
+        self.border_frac = border_frac
         self.features = features
         self.edge_ref = edge_ref
         self.prior_weight = prior_weight
@@ -110,8 +144,61 @@ class MaskCutEngine:
             dets.append(Detection(mask=m, embedding=describe(feats, t, pm.mask), score=score))
         return dets
 
+    def video_flow(self, video: Video) -> np.ndarray:
+        """Forward DIS flows ``[T, H, W, 2]`` of the whole video (the last frame repeats the previous step reversed)."""
+        import cv2
+
+        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in video.frames]
+        flow = np.zeros(video.frames.shape[:3] + (2,), np.float32)
+        for t in range(len(gray) - 1):
+            flow[t] = self._flow(gray[t], gray[t + 1])
+        if len(gray) > 1:
+            flow[-1] = -self._flow(gray[-1], gray[-2])
+        return flow
+
     def __call__(self, video: Video) -> EngineResult:
         feats = self.features(video.frames)
+        if self.linker == "online":
+            return self._online(video, feats)
+        dets, flow = self.detect_all(video, feats)
+        return self.link_all(video, feats, dets, flow)
+
+    def detect_all(self, video: Video, feats: VideoFeatures) -> tuple[dict[int, list[Detection]], np.ndarray]:
+        """Every frame's detections (holes that move with their mask filled) and the forward flows ``[T, H, W, 2]``."""
+        flow = feats.flow if feats.flow is not None else self.video_flow(video)
+        scale = min(video.frames.shape[1:3]) / 480.0
+        dets: dict[int, list[Detection]] = {}
+        for t in range(len(video)):
+            dets[t] = self.detect(video, feats, t)
+            if self.hole_px >= 0:
+                for d in dets[t]:
+                    d.mask = fill_moving_holes(d.mask, flow[t], self.hole_px * scale)
+        return dets, flow
+
+    def link_all(self, video: Video, feats: VideoFeatures, dets: dict[int, list[Detection]], flow: np.ndarray
+                 ) -> EngineResult:
+        """Clip-level linking, camera-tube removal, scoring (the detections are not modified)."""
+        scale = min(video.frames.shape[1:3]) / 480.0
+        pairs = link_clip(dets, flow, len(video), self.clip)
+        min_len = min(len(video), max(self.clean.min_len, math.ceil(self.clean.min_len_frac * len(video))))
+        tubes, camera = [], 0
+        for tube, cons in pairs:
+            if len(tube.masks) - len(tube.filled) < min_len:  # observed frames, not propagated ones
+                continue
+            if feats.motion is not None and self.still_px > 0 and moves_with_camera(
+                    tube, feats.motion, self.still_px * scale, self.border_frac):
+                camera += 1
+                continue
+            # Consistency along the flow calibrates the score: a tube whose masks jump scores low.
+            tube.score = score_tube(tube, len(video), self.clean.persistence_power) * cons
+            tubes.append(tube)
+        tubes = finalize(tubes)
+        return EngineResult(tubes=tubes, num_frames=len(video),
+                            stats={"detections": sum(len(v) for v in dets.values()), "groups": len(pairs),
+                                   "camera_tubes_dropped": camera, "tubes": len(tubes)})
+
+    def _online(self, video: Video, feats: VideoFeatures) -> EngineResult:
+        """The frame-by-frame tracker + offline clean-up (``linker='online'``)."""
         tracker = Tracker(self.link)
         num_dets = 0
         flows: dict[int, np.ndarray] = {}

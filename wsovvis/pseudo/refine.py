@@ -98,3 +98,25 @@ def refine_mask(image: np.ndarray, patch_mask: np.ndarray, mode: str = "guided",
     radius = max(2, int(round(min(h, w) / 60)))
     out = guided_filter(image.astype(np.float32) / 255.0, soft.astype(np.float32), radius, 1e-3)
     return out > 0.5
+
+
+def fill_moving_holes(mask: np.ndarray, flow: np.ndarray | None, tol_px: float) -> np.ndarray:
+    """Fill the holes of ``mask bool [H, W]`` (regions it encloses) that move with it.
+
+    A hole whose mean flow (``flow [H, W, 2]``) is within ``tol_px`` of the mask's mean flow is a
+    part of the object the cut missed (a cow's white patch); one that moves otherwise is
+    background seen through the object and stays out. Without flow every hole is filled.
+    """
+    filled = ndimage.binary_fill_holes(mask)
+    holes = filled & ~mask
+    if not holes.any():
+        return mask
+    if flow is None:
+        return filled
+    lab, n = ndimage.label(holes)
+    obj = flow[mask].mean(axis=0)
+    idx = np.arange(1, n + 1)
+    fx = np.asarray(ndimage.mean(flow[..., 0], lab, idx))
+    fy = np.asarray(ndimage.mean(flow[..., 1], lab, idx))
+    keep = idx[np.hypot(fx - obj[0], fy - obj[1]) <= tol_px]
+    return mask | np.isin(lab, keep) if len(keep) else mask

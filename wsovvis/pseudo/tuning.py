@@ -1,0 +1,135 @@
+"""Leave-one-sequence-out tuning of the weight-free engine on a set of videos with GT masks.
+
+`run_grid` runs every configuration of a small grid on every sequence (features once per
+sequence, detections once per cut setting, linking once per configuration) and keeps, per
+(configuration, sequence), the YouTube-VIS results, DAVIS J and identity switches. `loo_report`
+then chooses, for each held-out sequence, the configuration with the best AP50 on the other
+sequences and scores it on the held-out one (`wsovvis.pseudo.quality.leave_one_out`), beside the
+in-sample figure (the configuration best on all sequences, scored on them).
+
+Grid axes (the only numbers chosen by looking at real data; see `wsovvis.pseudo.defaults`):
+``tau`` (affinity threshold of the weight-free cut) and ``link_iou`` (average-linkage threshold
+of the clip linker).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from wsovvis.data import rle
+from wsovvis.pseudo.quality import identity_switches, leave_one_out, region_similarity, tube_iou
+
+GRID = {"tau": (0.4, 0.5, 0.6), "link_iou": (0.3, 0.5)}
+QUICK_GRID = {"tau": (0.5,), "link_iou": (0.3, 0.5)}
+
+
+def config_name(cfg: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in cfg.items())
+
+
+class _Fixed:
+    """A feature extractor stand-in that returns precomputed `VideoFeatures`."""
+
+    def __init__(self, feats, spec):
+        self.feats = feats
+        self.short_side, self.multiple, self.max_long = spec
+
+    def __call__(self, frames):
+        return self.feats
+
+
+def _at_size(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if m.shape == tuple(size):
+        return m
+    return cv2.resize(m.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR) > 0.5
+
+
+def run_grid(img_root: Path, gt_root: Path, seqs: list[str], grid: dict, extra_gt_root: Path | None = None,
+             progress: bool = True) -> dict[str, dict[str, dict]]:
+    """-> config name -> sequence -> ``{"results": [YTVIS result without video_id], "J", "id_switches",
+    "id_switches_extra", "tube_iou", "scores", "length"}`` (masks at the original frame size)."""
+    from wsovvis.data.masks import decode_ids
+    from wsovvis.pseudo.classic_features import ClassicFeatures
+    from wsovvis.pseudo.cut import CutParams
+    from wsovvis.pseudo.engines import CLASSIC_CUT
+    from wsovvis.pseudo.frames import load_video
+    from wsovvis.pseudo.maskcut import MaskCutEngine
+
+    out: dict[str, dict[str, dict]] = {}
+    extractor = ClassicFeatures()
+    spec = (extractor.short_side, extractor.multiple, extractor.max_long)
+    for seq in tqdm(seqs, desc="grid", unit="video", disable=not progress):
+        video = load_video(img_root, seq, *spec)
+        stems = video.stems
+        gt = np.stack([np.asarray(decode_ids(gt_root / seq / f"{s}.png")) for s in stems]).astype(np.int64)
+        extra = (np.stack([np.asarray(decode_ids(extra_gt_root / seq / f"{s}.png")) for s in stems]).astype(np.int64)
+                 if extra_gt_root is not None else None)
+        feats = extractor(video.frames)
+        gtube = {t: gt[t] == 1 for t in range(len(gt))}
+        for tau in grid["tau"]:
+            eng = MaskCutEngine(_Fixed(feats, spec), CutParams(**dict(CLASSIC_CUT, tau=tau)))
+            dets, flow = eng.detect_all(video, feats)
+            for li in grid["link_iou"]:
+                eng.clip = replace(eng.clip, link_iou=li)
+                res = eng.link_all(video, feats, dets, flow)
+                tubes = [{t: _at_size(m, video.size) for t, m in tb.masks.items()} for tb in res.tubes]
+                union = np.zeros(gt.shape, bool)
+                for tb in tubes:
+                    for t, m in tb.items():
+                        union[t] |= m
+                out.setdefault(config_name({"tau": tau, "link_iou": li}), {})[seq] = {
+                    "results": [{"category_id": 1, "score": float(tb.score),
+                                 "segmentations": [rle.encode(m[t]) if t in m else None for t in range(len(gt))]}
+                                for tb, m in zip(res.tubes, tubes)],
+                    "J": region_similarity(union, gt == 1), "id_switches": identity_switches(tubes, gt),
+                    "id_switches_extra": identity_switches(tubes, extra) if extra is not None else None,
+                    "tube_iou": [tube_iou(m, gtube) for m in tubes], "scores": [float(tb.score) for tb in res.tubes],
+                }
+    return out
+
+
+def ap50(gt: dict, per_seq: dict[str, dict]) -> float:
+    """Class-agnostic AP50 of the given sequences' results against the GT videos of the same names."""
+    from wsovvis.evaluation import evaluate
+
+    names = set(per_seq)
+    vids = [v for v in gt["videos"] if v["name"] in names]
+    ids = {v["id"] for v in vids}
+    sub = dict(gt, videos=vids, annotations=[a for a in gt["annotations"] if a["video_id"] in ids])
+    vid_of = {v["name"]: v["id"] for v in vids}
+    results = [dict(r, video_id=vid_of[s]) for s, o in per_seq.items() for r in o["results"]]
+    if not results:
+        return 0.0
+    return float(evaluate(sub, results, class_agnostic=True)["AP50"])
+
+
+def loo_report(gt: dict, per_config: dict[str, dict[str, dict]], default: str) -> dict:
+    """Leave-one-sequence-out numbers beside the in-sample ones (see the module docstring)."""
+    names = [default] + [n for n in per_config if n != default]  # ties go to the default
+    folds = leave_one_out(per_config, lambda sub: ap50(gt, sub), order=names)
+    for f in folds:
+        o = per_config[f["chosen"]][f["held_out"]]
+        f["held_out_ap50"] = ap50(gt, {f["held_out"]: o})
+        f["held_out_J"] = o["J"]
+        f["held_out_id_switches"] = o["id_switches"]
+    pooled = {f["held_out"]: per_config[f["chosen"]][f["held_out"]] for f in folds}
+    seqs = sorted(next(iter(per_config.values())))
+    in_sample = {n: {"AP50": ap50(gt, per_config[n]), "J": float(np.mean([per_config[n][s]["J"] for s in seqs])),
+                     "id_switches": int(sum(per_config[n][s]["id_switches"] for s in seqs))} for n in names}
+    best = max(names, key=lambda n: (in_sample[n]["AP50"], n == default))
+    a = np.array([f["held_out_ap50"] for f in folds])
+    j = np.array([f["held_out_J"] for f in folds])
+    return {"folds": folds, "held_out_ap50_mean": float(a.mean()), "held_out_ap50_std": float(a.std()),
+            "held_out_J_mean": float(j.mean()), "held_out_J_std": float(j.std()),
+            "held_out_ap50_pooled": ap50(gt, pooled), "in_sample": in_sample, "in_sample_best": best,
+            "default": default}
+
+
+def grid_configs(grid: dict) -> list[dict]:
+    return [dict(zip(grid, vals)) for vals in itertools.product(*grid.values())]
