@@ -1,5 +1,10 @@
 import sys
 
-from wsovvis.cli import main
+try:
+    from wsovvis.cli import main
 
-sys.exit(main())
+    code = main()
+except KeyboardInterrupt:  # Ctrl-C before the command's own error boundary (while importing)
+    print("interrupted", file=sys.stderr)
+    code = 130
+sys.exit(code)

@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from wsovvis.errors import WsovvisError
+from wsovvis.errors import describe_failure
 from wsovvis.utils.logging import setup_logging
 
 # name -> (module, one-line help)
@@ -49,32 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
-
-
-def describe_failure(e: BaseException) -> str | None:
-    """The ``error:`` line for a failure caused by the user's files or machine, None for a bug.
-
-    `WsovvisError` as is; ``OSError`` (permission, not a directory, is a directory, disk full ...) as
-    ``<path>: <what>``; ``RecursionError`` / ``MemoryError`` on input and unpickling errors by kind.
-    """
-    import pickle
-
-    if isinstance(e, WsovvisError):
-        return str(e)
-    if isinstance(e, OSError):
-        what = e.strerror or str(e) or type(e).__name__
-        if e.filename is not None and e.filename2 is not None:
-            return f"{e.filename} -> {e.filename2}: {what}"
-        if e.filename is not None:
-            return f"{e.filename}: {what}"
-        return f"{what} ({type(e).__name__})"
-    if isinstance(e, RecursionError):
-        return "input nested too deeply to process (RecursionError); is a JSON / config file malformed?"
-    if isinstance(e, MemoryError):
-        return "out of memory (MemoryError); the input or a size option is too large for this machine"
-    if isinstance(e, pickle.UnpicklingError):
-        return f"unreadable pickled file: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-    return None
 
 
 def run_module(module, argv: Sequence[str], prog: str) -> int:

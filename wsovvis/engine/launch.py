@@ -18,8 +18,9 @@ returns ``(run_dir, final metrics)``. Steps:
 5. ``num_gpus=N`` spawns local ranks 1..N-1 (this process is local rank 0); under ``torchrun``
    each process is one rank. Every rank gets the run directory and the validated config from rank 0.
 
-Exit codes: 0 done, 2 bad input (``error: <message>``), 1 any other failure (traceback printed
-and written to ``<run>/traceback.txt``), 130 interrupted.
+Exit codes: 0 done, 2 bad input or a file-system / memory failure (``error: <message>``; with
+``WSOVVIS_VERBOSE=1`` also the traceback), 1 any other failure (traceback printed and written to
+``<run>/traceback.txt``), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from wsovvis.engine import distributed as du
 from wsovvis.engine.compose import ComposedConfig, compose_run, config_groups, split_argv
 from wsovvis.engine.config import build_train_config, check_eval_only, train_config_dict
 from wsovvis.engine.image_data import image_input_paths
-from wsovvis.errors import WsovvisError
+from wsovvis.errors import WsovvisError, describe_failure
 from wsovvis.utils.logging import get_logger, setup_logging
 
 log = get_logger(__name__)
@@ -371,8 +372,12 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG, builder: Callable 
     except Exception as e:
         from sacred.utils import SacredError
 
-        if isinstance(e, SacredError):
-            print(f"error: {e}", file=sys.stderr)
+        # unwritable run directory, full disk, unreadable input ...: a message, not a traceback
+        message = str(e) if isinstance(e, SacredError) else describe_failure(e)
+        if message is not None:
+            if os.environ.get("WSOVVIS_VERBOSE"):
+                print(du.format_exception(e), file=sys.stderr)
+            print(f"error: {message}", file=sys.stderr)
             return 2
         print(du.format_exception(e), file=sys.stderr)
         return 1

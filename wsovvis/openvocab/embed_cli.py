@@ -35,6 +35,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, recorded_default: bool 
                    help="local HuggingFace tokenizer directory (SigLIP models; only the text path needs it)")
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     g.add_argument("--no_amp", action="store_true", help="disable fp16 autocast on CUDA")
+    g.add_argument("--trust_pickle", action="store_true",
+                   help="load --weights with full unpickling (legacy files holding Python objects); this runs any "
+                        "code the file contains, so only for files from a source you trust")
 
 
 def add_crop_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +66,7 @@ def build_from_args(args: argparse.Namespace, known_fingerprint: dict | None = N
         amp=False if args.no_amp else None,
         pretrained_tag=args.pretrained_tag,
         known_fingerprint=known_fingerprint,
+        trust_pickle=args.trust_pickle,
     )
 
 

@@ -93,6 +93,7 @@ def build_embedder(
     amp: bool | None = None,
     pretrained_tag: str | None = None,
     known_fingerprint: dict | None = None,
+    trust_pickle: bool = False,
 ) -> Embedder:
     """Build the embedder named by ``spec``.
 
@@ -100,13 +101,17 @@ def build_embedder(
     weights (tests, benchmarks); ``tokenizer``: local tokenizer directory for models whose tokenizer
     lives on the HuggingFace hub; ``amp``: fp16 autocast, default on for CUDA;
     ``pretrained_tag``: which published weights the file holds (their preprocessing differs);
-    ``known_fingerprint``: a fingerprint recorded earlier, reused when the weights file is unchanged.
+    ``known_fingerprint``: a fingerprint recorded earlier, reused when the weights file is unchanged;
+    ``trust_pickle``: full unpickling of ``weights`` (``--trust_pickle``; only embedders that read
+    pickled weights take it).
     """
     scheme, name = parse_spec(spec)
     if scheme not in EMBEDDERS:
         importlib.import_module(_BUILTIN_MODULES[scheme])
+    extra = {"trust_pickle": True} if trust_pickle and scheme == "openclip" else {}
     return EMBEDDERS[scheme](
         name,
+        **extra,
         weights=weights,
         device=device,
         tokenizer=tokenizer,

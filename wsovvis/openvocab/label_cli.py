@@ -58,9 +58,12 @@ def add_text_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", default=None, help="weights file, if it moved since `wsovvis embed`")
     g.add_argument("--tokenizer", default=None, help="local HuggingFace tokenizer directory (SigLIP models)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    g.add_argument("--trust_pickle", action="store_true",
+                   help="load the weights with full unpickling (legacy files holding Python objects); this runs "
+                        "any code the file contains, so only for files from a source you trust")
 
 
-def text_builder(meta: dict, weights: str | None, tokenizer: str | None, device: str):
+def text_builder(meta: dict, weights: str | None, tokenizer: str | None, device: str, trust_pickle: bool = False):
     """A function that builds the embedder recorded in a cache's ``meta`` (called only on a text cache miss)."""
     fp = meta.get("fingerprint") or {}
     recorded = meta.get("weights_file") or {}
@@ -72,7 +75,7 @@ def text_builder(meta: dict, weights: str | None, tokenizer: str | None, device:
             raise WsovvisError(f"{w}: the weights file recorded by `wsovvis embed` is gone; pass --weights FILE")
         return build_embedder(meta["model"], weights=None if random_init else w, device=device, tokenizer=tokenizer,
                               random_init=random_init, pretrained_tag=fp.get("pretrained_tag"),
-                              known_fingerprint=recorded or None)
+                              known_fingerprint=recorded or None, trust_pickle=trust_pickle)
 
     return build
 
@@ -146,7 +149,8 @@ def main(args: argparse.Namespace) -> int:
     check_source(args.embeddings, meta, args.tubes)
     vocab = load_naming_vocab(args)
     cache_dir = Path(args.text_cache) if args.text_cache else Path(args.embeddings) / "text"
-    text = vocab_text(args, meta, vocab, cache_dir, text_builder(meta, args.weights, args.tokenizer, args.device))
+    text = vocab_text(args, meta, vocab, cache_dir, text_builder(meta, args.weights, args.tokenizer, args.device,
+                                                                     args.trust_pickle))
 
     keys, anns, missing = [], [], []
     for a in ds.annotations:

@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import logging
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from PIL import Image
 from wsovvis.errors import WsovvisError
 from wsovvis.openvocab.embedder import Embedder, file_fingerprint, register_embedder, resolve_device
 from wsovvis.utils.logging import get_logger
+from wsovvis.utils.safe_load import check_torch_file
 
 log = get_logger(__name__)
 
@@ -145,6 +147,8 @@ class OpenClipEmbedder(Embedder):
         amp: fp16 autocast for the encoders (default: on for CUDA; True also applies on CPU).
         pretrained_tag: the published weights ``weights`` holds (sets preprocessing, see `tag_settings`).
         known_fingerprint: the weights fingerprint recorded by an earlier run (saves re-hashing).
+        trust_pickle: load ``weights`` with full unpickling (runs any code the file holds); otherwise a
+            file holding Python objects besides tensors is refused (`wsovvis.utils.safe_load`).
     """
 
     def __init__(
@@ -157,6 +161,7 @@ class OpenClipEmbedder(Embedder):
         amp: bool | None = None,
         pretrained_tag: str | None = None,
         known_fingerprint: dict | None = None,
+        trust_pickle: bool = False,
     ):
         import open_clip
 
@@ -200,10 +205,14 @@ class OpenClipEmbedder(Embedder):
                     model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
                 log.warning("openclip:%s has RANDOM weights (--random_init): embeddings carry no meaning", name)
             else:
+                # our refusal (naming the file and the type) before open_clip's own weights-only load
+                check_torch_file(weights, what=f"open_clip weights of '{name}'", trust_pickle=trust_pickle)
+                if trust_pickle:
+                    log.warning("%s: --trust_pickle: full unpickling, any code in the file runs", weights)
                 try:
-                    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(weights),
-                                                                                 **kwargs)
-                except (RuntimeError, KeyError, ValueError, OSError) as e:
+                    model, _, preprocess = open_clip.create_model_and_transforms(
+                        name, pretrained=str(weights), weights_only=not trust_pickle, **kwargs)
+                except (RuntimeError, KeyError, ValueError, OSError, pickle.UnpicklingError) as e:
                     raise WsovvisError(f"{weights}: cannot load as weights of open_clip model '{name}': {e}") from e
                 log.info("openclip:%s weights from %s (sha256 %s), preprocessing of tag %s: %s", name, weights,
                          self.weights_file["sha256"][:12], self.tag, self.tag_cfg or "open_clip defaults")
@@ -253,6 +262,7 @@ class OpenClipEmbedder(Embedder):
 
 @register_embedder("openclip")
 def build_openclip(name: str, *, weights=None, device="cpu", tokenizer=None, random_init=False, amp=None,
-                   pretrained_tag=None, known_fingerprint=None) -> OpenClipEmbedder:
+                   pretrained_tag=None, known_fingerprint=None, trust_pickle=False) -> OpenClipEmbedder:
     return OpenClipEmbedder(name, weights=weights, device=device, tokenizer_dir=tokenizer, random_init=random_init,
-                            amp=amp, pretrained_tag=pretrained_tag, known_fingerprint=known_fingerprint)
+                            amp=amp, pretrained_tag=pretrained_tag, known_fingerprint=known_fingerprint,
+                            trust_pickle=trust_pickle)

@@ -34,7 +34,6 @@ from tqdm import tqdm
 from wsovvis.data.masks import write_ids
 from wsovvis.data.track_sidecar import sidecar_path, write_sidecar
 from wsovvis.errors import WsovvisError
-from wsovvis.pseudo.cleanup import paint_ids
 from wsovvis.pseudo.frames import list_videos, load_video
 from wsovvis.utils.io import atomic_write_json, atomic_write_text, clean_stale_tmp, read_json
 from wsovvis.utils.logging import get_logger
@@ -188,6 +187,8 @@ def process_video(engine, img_root: Path, out: Path, name: str) -> dict[str, Any
     The PNGs and ``tracks.json`` go to `staging_dir` first and replace ``masks/<video>`` in one rename,
     so an interrupted run (even SIGKILL) never leaves a video with part of its masks.
     """
+    from wsovvis.pseudo.cleanup import paint_ids  # here: it pulls in scipy, which a parent of workers never needs
+
     t0 = time.perf_counter()
     short_side, multiple, max_long = engine.frame_spec
     video = load_video(img_root, name, short_side, multiple, max_long)

@@ -49,10 +49,18 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         return
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def worker_init(parent_pid: int | None = None) -> None:
-    """Pool initializer: ignore SIGINT, default SIGTERM, die with the parent."""
+    """Pool initializer: ignore SIGINT, default SIGTERM, die with the parent.
+
+    The pool is forked with both signals blocked (`interruptible_pool`), so a Ctrl-C during the fork
+    cannot interrupt the child's start-up; they are unblocked here, once the handlers are set.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     die_with_parent()
     # the parent may have died between fork and prctl: then the signal never comes
     if parent_pid is not None and os.getppid() != parent_pid:
@@ -107,17 +115,26 @@ def interruptible_pool(workers: int, timeout: float = STOP_TIMEOUT_S) -> Iterato
     an error) its workers are terminated within ``timeout`` seconds (then killed) and the exception goes on.
     """
     others = {c.pid for c in mp.active_children()}
-    pool = mp.Pool(workers, initializer=worker_init, initargs=(os.getpid(),))
+    main = threading.current_thread() is threading.main_thread()
+    # Ctrl-C / SIGTERM wait while the workers are forked (they would break a child's start-up) and
+    # are delivered inside the try below, where the cleanup handles them
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if main else None
+    pool = None
     ok = False
     try:
+        pool = mp.Pool(workers, initializer=worker_init, initargs=(os.getpid(),))
         with sigterm_raises():
+            if old_mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             yield pool
             ok = True
     finally:
-        if ok:
+        if old_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        if pool is not None and ok:
             pool.close()
             pool.join()
-        else:
+        elif pool is not None:
             _terminate_pool(pool, timeout, others)
 
 
