@@ -5,6 +5,7 @@ test_train_learning.py.)"""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 import zipfile
@@ -68,6 +69,8 @@ def check_smoke_run_directory(smoke):
     for png in ("loss.png", "ap.png"):
         assert (run / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "AP50" in r.stdout  # the printed table
+    # the header names the val JSON actually scored and how many of its videos (cpu_smoke caps them at 2)
+    assert re.search(r"evaluation at iteration 4 \(\S+gt\.json, ytvis per class, 2 of \d+ videos", r.stdout), r.stdout
 
 
 def check_eval_only_resume_reuses_the_run_directory(smoke, train_data):
@@ -80,6 +83,9 @@ def check_eval_only_resume_reuses_the_run_directory(smoke, train_data):
     r = run_train(["with", "eval_only=True", f"resume={run}", "progress=False", "-F", str(base / "runs"), "-c", "no"],
                   cwd=base)
     assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    # the differences are printed: nothing overridden; the defaults this command line would give are not applied
+    assert "continuing this run's saved config unchanged" in out and "model.backbone.name: kept 'tiny_cnn'" in out
     assert sorted(p.name for p in (base / "runs").iterdir() if p.name.isdigit()) == ["1"]
     assert {name: (run / name).read_bytes() for name in saved} == saved  # byte-identical
     record = run / "invocations" / "2"

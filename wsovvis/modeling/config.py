@@ -152,22 +152,19 @@ def _model_node(cfg: Any) -> Any:
 
 
 def to_model_config(cfg: Any) -> ModelConfig:
-    """Full config / model node (dataclass, dict, DictConfig) -> validated `ModelConfig`."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+    """Full config / model node (dataclass, dict, DictConfig) -> validated `ModelConfig`, with the same
+    validator as the training config (`wsovvis.utils.schema.from_dict`: unknown keys name the closest
+    valid one, wrong types name the expected type)."""
+    from wsovvis.utils.schema import from_dict
 
     node = _model_node(cfg)
     if isinstance(node, ModelConfig):
         return node
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), node)
-        out = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None)
-        where = f" (key model.{key})" if key else ""
-        raise WsovvisError(f"model config: {str(e).splitlines()[0]}{where}") from e
-    except (ValueError, TypeError) as e:
-        raise WsovvisError(f"model config: {e}") from e
-    if not isinstance(out, ModelConfig):
+    if not isinstance(node, dict):
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(node, DictConfig):
+            node = OmegaConf.to_container(node, resolve=True)
+    if not isinstance(node, dict):
         raise WsovvisError(f"model config: expected a mapping for the model node, got {type(node).__name__}")
-    return out
+    return from_dict(ModelConfig, node, where="model config", path="model")
