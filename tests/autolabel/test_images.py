@@ -108,7 +108,7 @@ def _folder(tmp_path):
     (root / "sub").mkdir(parents=True)
     Image.fromarray(image_with([("red", (5, 5, 20, 15)), ("blue", (40, 30, 25, 20))], 60, 90)).save(root / "a.png")
     Image.fromarray(image_with([("blue", (10, 20, 30, 12))], 48, 64)).save(root / "sub" / "b.png")
-    Image.fromarray(image_with([], 30, 30)).save(root / "sub" / "c.png")
+    Image.fromarray(image_with([], 30, 30)).save(root / "sub" / "c.bmp")
     cats = [{"id": 3, "name": "box"}, {"id": 7, "name": "car"}]
     (tmp_path / "vocab.json").write_text(json.dumps({"categories": cats}))
     (tmp_path / "map.txt").write_text("red box = box\n# comment\nblue car = car\nblue vehicle = 7\n")
@@ -126,12 +126,12 @@ def test_folder_run_report_resume_overwrite(tmp_path, capsys):
     assert cli(_args(tmp_path, root)) == 0
     out = tmp_path / "out"
     coco = load_coco(out / "coco_export.json")
-    assert [im["file_name"] for im in coco["images"]] == ["a.png", "sub/b.png", "sub/c.png"]
+    assert [im["file_name"] for im in coco["images"]] == ["a.png", "sub/b.png", "sub/c.bmp"]
     assert coco["categories"] == [{"id": 3, "name": "box"}, {"id": 7, "name": "car"}]
     assert sorted((a["image_id"], a["category_id"]) for a in coco["annotations"]) == [(1, 3), (1, 7), (2, 7)]
     assert [a["id"] for a in coco["annotations"]] == [1, 2, 3]
     report = json.loads((out / "report.json").read_text())
-    assert report["per_image"] == {"a.png": 2, "sub/b.png": 1, "sub/c.png": 0}
+    assert report["per_image"] == {"a.png": 2, "sub/b.png": 1, "sub/c.bmp": 0}
     assert report["per_class"] == {"box": 1, "car": 2}
     first = (out / "coco_export.json").read_bytes()
     capsys.readouterr()
@@ -153,7 +153,8 @@ def test_zip_coordinates_match_resized_images(tmp_path):
             coco = json.loads(zf.read("coco_export.json"))
             ims = {im["id"]: im for im in coco["images"]}
             assert sorted(zf.namelist()) == ["coco_export.json", "images/a.png", "images/sub/b.png",
-                                             "images/sub/c.png"]
+                                             "images/sub/c.png"]  # BMP -> PNG
+            assert [im["file_name"] for im in coco["images"]] == ["a.png", "sub/b.png", "sub/c.png"]
             for a in coco["annotations"]:
                 im = ims[a["image_id"]]
                 pix = np.asarray(Image.open(zf.open(f"images/{im['file_name']}")).convert("RGB"))

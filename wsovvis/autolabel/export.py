@@ -4,9 +4,10 @@
 (``{"file_name", "height", "width", "annotations": [...]}`` as `label_image` returns them):
 images get ids 1..N in file-name order, annotations ids 1..M, each keeps its ``score``.
 
-`write_zip` writes ``images/<file_name>`` resized so that the long side is ``size`` pixels and a
-``coco_export.json`` whose boxes, areas and segmentations are in the resized coordinates
-(polygons scaled; RLE masks resized by pixel coverage, kept where > 0.5, and re-encoded).
+`write_zip` writes ``images/<file_name>`` resized so that the long side is ``size`` pixels (JPEG
+stays JPEG, other formats become ``.png``) and a ``coco_export.json`` whose boxes, areas and
+segmentations are in the resized coordinates (polygons scaled; RLE masks resized by pixel
+coverage, kept where > 0.5, and re-encoded).
 """
 
 from __future__ import annotations
@@ -76,13 +77,17 @@ def scale_annotation(a: dict, src_hw: tuple[int, int], dst_hw: tuple[int, int]) 
     return out
 
 
-def _encode(img: Image.Image, file_name: str) -> bytes:
+def _encode(img: Image.Image, file_name: str) -> tuple[str, bytes]:
+    """-> (name in the ZIP, bytes): JPEGs stay JPEG (quality 95), everything else becomes PNG."""
     buf = io.BytesIO()
-    if Path(file_name).suffix.lower() in (".jpg", ".jpeg"):
+    name = Path(file_name)
+    if name.suffix.lower() in (".jpg", ".jpeg"):
         img.save(buf, format="JPEG", quality=95)
     else:
         img.save(buf, format="PNG")
-    return buf.getvalue()
+        if name.suffix.lower() != ".png":
+            name = name.with_suffix(".png")
+    return name.as_posix(), buf.getvalue()
 
 
 def write_zip(path: str | os.PathLike, coco: dict, img_root: str | os.PathLike, size: int) -> dict:
@@ -104,8 +109,9 @@ def write_zip(path: str | os.PathLike, coco: dict, img_root: str | os.PathLike, 
                 raise WsovvisError(f"{src}: cannot read the image for the ZIP ({e})") from e
             hw = (im["height"], im["width"])
             nh, nw = resized_size(*hw, size)
-            zf.writestr(f"images/{im['file_name']}", _encode(pil.resize((nw, nh), Image.BILINEAR), im["file_name"]))
-            images.append(dict(im, height=nh, width=nw))
+            name, data = _encode(pil.resize((nw, nh), Image.BILINEAR), im["file_name"])
+            zf.writestr(f"images/{name}", data)
+            images.append(dict(im, file_name=name, height=nh, width=nw))
             out_anns += [scale_annotation(a, hw, (nh, nw)) for a in anns_by_image.get(im["id"], [])]
         resized = dict(coco, images=images, annotations=out_anns)
         import json
