@@ -17,6 +17,7 @@ so that one run of ``wsovvis check`` lists them all.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ class Problem:
 
 
 _NUM_TYPES = {int, float}
+_INF = float("inf")
+_isfinite = math.isfinite
 
 
 def _is_int(v: Any) -> bool:
@@ -89,6 +92,12 @@ def _check_video(i: int, v: dict, problems: list[Problem]) -> None:
         problems.append(Problem(p, "missing required key 'file_names'"))
     elif not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         problems.append(Problem(f"{p}.file_names", "must be a list of strings"))
+    else:
+        for t, n in enumerate(names):
+            if escapes_root(n):
+                problems.append(Problem(f"{p}.file_names[{t}]", f"{n!r} leaves the image root (absolute path or "
+                                        "'..'); file names are relative to it", kind="path_outside_root"))
+                break
     length = v.get("length")
     if length is not None and (not _is_int(length) or length < 0):
         problems.append(Problem(f"{p}.length", f"must be a non-negative integer, got {length!r}"))
@@ -96,6 +105,20 @@ def _check_video(i: int, v: dict, problems: list[Problem]) -> None:
         problems.append(
             Problem(f"{p}.length", f"is {length} but file_names has {len(names)} entries", kind="length_mismatch")
         )
+
+
+def escapes_root(name: str) -> bool:
+    """True when a ``file_names`` entry is absolute or climbs out of the image root with ``..``."""
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return True
+    if ".." not in name:
+        return False
+    depth = 0
+    for part in name.replace("\\", "/").split("/"):
+        depth += -1 if part == ".." else (0 if part in ("", ".") else 1)
+        if depth < 0:
+            return True
+    return False
 
 
 def video_length(video: dict) -> int:
@@ -198,16 +221,20 @@ def segmentations_plainly_valid(segs: list, hw: tuple[int, int] | None) -> bool:
 
 
 def _areas_plainly_valid(vals: list) -> bool:
-    return all(v is None or (type(v) in _NUM_TYPES and not v < 0) for v in vals)
+    # the chained comparison is False for NaN, and the upper bound rejects infinity
+    return all(v is None or (type(v) in _NUM_TYPES and 0 <= v < _INF) for v in vals)
 
 
 def _boxes_plainly_valid(vals: list) -> bool:
-    return all(v is None or (type(v) is list and len(v) == 4 and {type(c) for c in v} <= _NUM_TYPES)
-               for v in vals)
+    # a sum of the four numbers is finite exactly when all are (NaN / inf propagate)
+    return all(v is None or (type(v) is list and len(v) == 4 and {type(c) for c in v} <= _NUM_TYPES
+                             and _isfinite(sum(v))) for v in vals)
 
 
 def _check_area(p: str, v: Any, problems: list[Problem]) -> None:
-    if not _is_num(v) or v < 0:
+    if _is_num(v) and not _isfinite(v):
+        problems.append(Problem(p, f"must be a finite number, got {v!r}", kind="non_finite"))
+    elif not _is_num(v) or v < 0:
         problems.append(Problem(p, f"must be null or a non-negative number, got {v!r}"))
 
 
@@ -216,6 +243,8 @@ def _check_box(p: str, v: Any, problems: list[Problem]) -> None:
     # set of element types: fast on the millions of boxes of a large dataset, and rejects bools
     if not (isinstance(v, list) and len(v) == 4 and {type(c) for c in v} <= _NUM_TYPES):
         problems.append(Problem(p, f"must be null or [x, y, w, h], got {v!r}"))
+    elif not all(_isfinite(c) for c in v):
+        problems.append(Problem(p, f"must hold finite numbers, got {v!r}", kind="non_finite"))
 
 
 def _foreign_format_hint(data: dict) -> str | None:
