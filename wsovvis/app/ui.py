@@ -159,10 +159,11 @@ def build_app(opts: AppOptions):
             video = gr.Dropdown(label="video", choices=[], elem_id="review-video", interactive=True)
             with gr.Row():
                 with gr.Column(scale=3):
+                    # The pictures carry their own titles; a component label would cover them.
                     sheet = gr.Image(label="contact sheet", elem_id="review-sheet", type="filepath",
-                                     interactive=False)
+                                     interactive=False, show_label=False)
                     gif = gr.Image(label="first frames (GIF)", elem_id="review-gif", type="filepath",
-                                   interactive=False)
+                                   interactive=False, show_label=False)
                 with gr.Column(scale=2):
                     tubes = gr.Dataframe(headers=review.TUBE_COLUMNS, label="tubes", elem_id="review-tubes",
                                          interactive=False)
