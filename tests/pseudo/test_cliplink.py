@@ -129,3 +129,20 @@ def test_leave_one_out_never_looks_at_the_held_out_sequence():
     # Held out s1: a scores (0.8+0.1)/2=0.45, b (0.5+1)/2=0.75 -> b; s2: a 0.5, b 0.75 -> b; s3: a 0.85 -> a.
     assert chosen == {"s1": "b", "s2": "b", "s3": "a"}
     assert folds[2]["train_score"] == pytest.approx(0.85)
+
+
+def test_slivers_left_by_a_better_tube_are_dropped():
+    from wsovvis.pseudo.cleanup import resolve_overlaps
+
+    big = np.zeros((10, 10), bool)
+    big[:, :6] = True
+    small = np.zeros((10, 10), bool)
+    small[:, 4:8] = True  # half of it is claimed by the better tube
+    other = np.zeros((10, 10), bool)
+    other[:, 5:10] = True  # 1/5 claimed
+    hi = Tube(masks={0: big}, scores={0: 1.0}, embedding=np.ones(2), score=0.9)
+    lo = Tube(masks={0: small.copy(), 1: small.copy()}, scores={0: 0.5, 1: 0.5}, embedding=np.ones(2), score=0.5)
+    lo2 = Tube(masks={0: other.copy()}, scores={0: 0.5}, embedding=np.ones(2), score=0.1)
+    resolve_overlaps([hi, lo, lo2], min_keep=0.6)
+    assert 0 not in lo.masks and 1 in lo.masks  # kept 1/2 < 0.6 of frame 0; frame 1 untouched
+    assert lo2.masks[0].sum() == 40  # kept 4/5 of its mask (lo no longer claims frame 0)

@@ -111,8 +111,9 @@ def score_tube(tube: Tube, num_frames: int, power: float) -> float:
     return mean * (len(tube.masks) / max(num_frames, 1)) ** power
 
 
-def resolve_overlaps(tubes: list[Tube]) -> None:
-    """Each pixel goes to the highest-scoring tube that claims it; frames left empty are removed."""
+def resolve_overlaps(tubes: list[Tube], min_keep: float = 0.0) -> None:
+    """Each pixel goes to the highest-scoring tube that claims it; frames left empty, or keeping less
+    than ``min_keep`` of their mask (a sliver a better tube left over), are removed."""
     order = sorted(tubes, key=lambda tb: -tb.score)
     frames = {t for tb in tubes for t in tb.masks}
     for t in frames:
@@ -124,9 +125,10 @@ def resolve_overlaps(tubes: list[Tube]) -> None:
             if taken is None:
                 taken = m.copy()
                 continue
+            full = m
             m = m & ~taken
-            taken |= m
-            if m.any():
+            if m.any() and (min_keep <= 0 or m.sum() >= min_keep * full.sum()):
+                taken |= m  # a dropped sliver leaves its pixels to lower-scoring tubes
                 tb.masks[t] = m
             else:
                 del tb.masks[t]
@@ -146,9 +148,10 @@ def cleanup(tracks: list[Track], num_frames: int, params: CleanupParams | None =
     return finalize(tubes)
 
 
-def finalize(tubes: list[Tube]) -> list[Tube]:
-    """Scored tubes -> overlaps resolved (higher score wins), empty ones dropped, ids ``1..K`` by first appearance."""
-    resolve_overlaps(tubes)
+def finalize(tubes: list[Tube], min_keep: float = 0.0) -> list[Tube]:
+    """Scored tubes -> overlaps resolved (higher score wins, see `resolve_overlaps`), empty ones dropped,
+    ids ``1..K`` by first appearance."""
+    resolve_overlaps(tubes, min_keep)
     tubes = [tb for tb in tubes if tb.masks]
     tubes.sort(key=lambda tb: (tb.first(), -tb.score))
     for k, tb in enumerate(tubes, 1):

@@ -97,6 +97,8 @@ class MaskCutEngine:
     ``hole_px``: holes moving within this many pixels (at 480p) of their mask are filled
     (negative: off); ``still_px`` / ``border_frac``: tubes moving with the camera and on the
     border are dropped (``still_px`` 0: off); both need the features' flow / motion.
+    ``min_keep``: a tube frame left with less than this fraction of its mask after better tubes
+    took their pixels is dropped (clip linker only).
     """
 
     name = "maskcut"
@@ -105,7 +107,7 @@ class MaskCutEngine:
                  clean: CleanupParams | None = None, refine: str = "guided", warp: bool = True,
                  edge_ref: float = 3.0, prior_weight: float = 0.4, linker: str = "clip",
                  clip: ClipLinkParams | None = None, hole_px: float = 1.0, still_px: float = 0.6,
-                 border_frac: float = 0.5):
+                 border_frac: float = 0.5, min_keep: float = 0.5):
         if linker not in LINKERS:
             raise ValueError(f"unknown linker {linker!r}; choose from {LINKERS}")
         self.linker = linker
@@ -113,6 +115,7 @@ class MaskCutEngine:
         self.hole_px = hole_px
         self.still_px = still_px
         self.border_frac = border_frac
+        self.min_keep = min_keep
         self.features = features
         self.edge_ref = edge_ref
         self.prior_weight = prior_weight
@@ -192,7 +195,9 @@ class MaskCutEngine:
             # Consistency along the flow calibrates the score: a tube whose masks jump scores low.
             tube.score = score_tube(tube, len(video), self.clean.persistence_power) * cons
             tubes.append(tube)
-        tubes = finalize(tubes)
+        # A frame where a better tube claims over half of this tube's mask holds a leftover sliver of
+        # another object, not an observation of this one.
+        tubes = finalize(tubes, min_keep=self.min_keep)
         return EngineResult(tubes=tubes, num_frames=len(video),
                             stats={"detections": sum(len(v) for v in dets.values()), "groups": len(pairs),
                                    "camera_tubes_dropped": camera, "tubes": len(tubes)})
