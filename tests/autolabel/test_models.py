@@ -32,30 +32,37 @@ def models(tmp_path_factory):
             "sam2_video": save_sam2_video(root / "sam2_video")}
 
 
-def _force_outputs(detector: Owlv2Detector, box_cxcywh, query: int, prompt: int):
-    """Forward hook: query ``query`` gets the normalised box (relative to the padded square) and a
-    high logit for ``prompt``; every other logit is very low."""
+def _force_outputs(monkeypatch, detector: Owlv2Detector, box_cxcywh, query: int, prompt: int):
+    """Query ``query`` gets the normalised box (relative to the padded square) and a high logit for
+    ``prompt``; every other logit is very low (the model's heads replaced on the instance)."""
+    model = detector.model
+    class_predictor, box_predictor = model.class_predictor, model.box_predictor
 
-    def hook(module, inputs, out):
-        out.logits[:] = -20.0
-        out.logits[0, query, prompt] = 20.0
-        out.pred_boxes[0, query] = torch.tensor(box_cxcywh, dtype=out.pred_boxes.dtype)
-        return out
+    def fixed_logits(feats, queries, mask):
+        logits, emb = class_predictor(feats, queries, mask)
+        logits = torch.full_like(logits, -20.0)
+        logits[0, query, prompt] = 20.0
+        return logits, emb
 
-    return detector.model.register_forward_hook(hook)
+    def fixed_boxes(feats, fmap, *args):
+        boxes = box_predictor(feats, fmap, *args).clone()
+        boxes[0, query] = torch.tensor(box_cxcywh, dtype=boxes.dtype)
+        return boxes
+
+    monkeypatch.setattr(model, "class_predictor", fixed_logits)
+    monkeypatch.setattr(model, "box_predictor", fixed_boxes)
 
 
+@pytest.mark.parametrize("cache_text", [True, False])
 @pytest.mark.parametrize("hw", [(40, 80), (90, 30)])
-def test_owlv2_boxes_land_in_place_on_non_square_images(models, hw):
+def test_owlv2_boxes_land_in_place_on_non_square_images(models, hw, cache_text, monkeypatch):
     det = load_detector(models["owlv2"], "cpu")
     assert isinstance(det, Owlv2Detector)
+    det.cache_text = cache_text
     h, w = hw
     side = max(h, w)  # OWLv2 pads bottom/right to a square: boxes are relative to that square
-    handle = _force_outputs(det, (0.25, 0.2, 0.2, 0.1), query=5, prompt=1)
-    try:
-        out = det.detect(np.zeros((h, w, 3), np.uint8), ["red", "blue thing"])
-    finally:
-        handle.remove()
+    _force_outputs(monkeypatch, det, (0.25, 0.2, 0.2, 0.1), query=5, prompt=1)
+    out = det.detect(np.zeros((h, w, 3), np.uint8), ["red", "blue thing"])
     assert out.boxes.dtype == np.float32 and out.scores.dtype == np.float32 and out.labels.dtype == np.int64
     keep = out.scores > 0.5
     assert keep.sum() == 1 and out.labels[keep][0] == 1
@@ -63,6 +70,22 @@ def test_owlv2_boxes_land_in_place_on_non_square_images(models, hw):
     exp[0::2] = exp[0::2].clip(0, w)
     exp[1::2] = exp[1::2].clip(0, h)
     np.testing.assert_allclose(out.boxes[keep][0], exp, atol=1e-3)
+
+
+def test_owlv2_cached_text_queries_match_the_model_forward(models):
+    det = load_detector(models["owlv2"], "cpu")
+    img = np.random.default_rng(4).integers(0, 255, (36, 50, 3), dtype=np.uint8)
+    prompts = ["red", "blue thing", "a green tree"]
+    logits, boxes = det.raw_outputs(img, prompts)
+    q = det.query_embeddings(prompts)[0]
+    assert det.query_embeddings(prompts)[0] is q  # embedded once per prompt list
+    det.cache_text = False
+    ref_logits, ref_boxes = det.raw_outputs(img, prompts)
+    assert logits.shape == ref_logits.shape == (1, 64, 3)
+    torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(boxes, ref_boxes, atol=1e-5, rtol=1e-5)
+    det.cache_text = True
+    assert det.query_embeddings(["red"])[0].shape[0] == 1  # another prompt list re-embeds
 
 
 def test_owlv2_random_weights_shapes_and_empty(models):

@@ -131,35 +131,77 @@ def _load_processor(path: Path, flag: str):
 class Owlv2Detector:
     """`Detector` over ``Owlv2ForObjectDetection`` + ``Owlv2Processor``.
 
+    The text queries are embedded once per prompt list and reused for every image (the model's
+    own forward re-encodes them per image: with a large vocabulary, e.g. LV-VIS's 1,196 classes,
+    that costs as much as the image encoder); per image only the vision tower and the heads run.
+    ``cache_text=False`` calls the model's forward instead (the two agree, see the tests).
+
     The processor pads the image to a square (bottom/right) before resizing; its post-processor
     scales boxes by the padded side, so boxes come back in original pixels; they are clipped to the
     image here. OWLv2 applies no NMS (done by the caller). ``threshold`` is the floor at which
     boxes are returned (the caller applies per-class thresholds above it).
     """
 
-    def __init__(self, model, processor, device: str = "cpu", dtype=None, threshold: float = 0.0):
+    def __init__(self, model, processor, device: str = "cpu", dtype=None, threshold: float = 0.0,
+                 cache_text: bool = True):
         self.model = model
         self.processor = processor
         self.device = device
         self.dtype = dtype
         self.threshold = threshold
+        self.cache_text = cache_text
+        self._queries: tuple[tuple[str, ...], object, object] | None = None
+
+    def _tokens(self, prompts: Sequence[str]):
+        # Queries padded to the text model's length (16 for OWLv2); a saved tokenizer may not record it.
+        max_len = int(self.model.config.text_config.max_position_embeddings)
+        tok = self.processor.tokenizer(list(prompts), padding="max_length", truncation=True, max_length=max_len,
+                                       return_tensors="pt")
+        return tok["input_ids"].to(self.device), tok["attention_mask"].to(self.device)
+
+    def query_embeddings(self, prompts: Sequence[str]):
+        """-> (``[Q, D]`` unit text embeddings, ``[Q]`` bool valid mask), as the model's forward makes them."""
+        import torch
+
+        key = tuple(prompts)
+        if self._queries is None or self._queries[0] != key:
+            ids, mask = self._tokens(prompts)
+            owl = self.model.owlv2
+            with torch.inference_mode():
+                pooled = owl.text_model(input_ids=ids, attention_mask=mask).pooler_output
+                emb = owl.text_projection(pooled)
+                emb = emb / torch.linalg.norm(emb, ord=2, dim=-1, keepdim=True)
+            self._queries = (key, emb, ids[:, 0] > 0)
+        return self._queries[1], self._queries[2]
+
+    def raw_outputs(self, image: np.ndarray, prompts: Sequence[str]):
+        """-> (logits ``[1, P, Q]``, pred_boxes ``[1, P, 4]`` cxcywh relative to the padded square), float32."""
+        import torch
+
+        pixels = self.processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
+        pixels = pixels.to(self.device, self.dtype)
+        with torch.inference_mode():
+            if not self.cache_text:
+                ids, mask = self._tokens(prompts)
+                out = self.model(input_ids=ids, attention_mask=mask, pixel_values=pixels)
+                return out.logits.float(), out.pred_boxes.float()
+            queries, valid = self.query_embeddings(prompts)
+            fmap = self.model.image_embedder(pixel_values=pixels)[0]
+            b, gh, gw, d = fmap.shape
+            feats = fmap.reshape(b, gh * gw, d)
+            logits, _ = self.model.class_predictor(feats, queries[None], valid[None])
+            boxes = self.model.box_predictor(feats, fmap)
+        return logits.float(), boxes.float()
 
     def detect(self, image: np.ndarray, prompts: Sequence[str]) -> Detections:
-        import torch
+        from transformers.models.owlv2.modeling_owlv2 import Owlv2ObjectDetectionOutput
 
         image = _check_image(image)
         if not prompts:
             return Detections.empty()
         h, w = image.shape[:2]
-        # Queries padded to the text model's length (16 for OWLv2); a saved tokenizer may not record it.
-        max_len = int(self.model.config.text_config.max_position_embeddings)
-        inputs = self.processor(text=[list(prompts)], images=[image], return_tensors="pt",
-                                padding="max_length", truncation=True, max_length=max_len)
-        inputs = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
-                  for k, v in inputs.items()}
-        with torch.inference_mode():
-            out = self.model(**inputs)
-        out.logits, out.pred_boxes = out.logits.float(), out.pred_boxes.float()
+        logits, boxes = self.raw_outputs(image, prompts)
+        out = Owlv2ObjectDetectionOutput(logits=logits, pred_boxes=boxes)
         res = self.processor.post_process_grounded_object_detection(out, threshold=self.threshold,
                                                                     target_sizes=[(h, w)])[0]
         boxes = res["boxes"].cpu().numpy().astype(np.float32).reshape(-1, 4)
