@@ -64,9 +64,10 @@ def test_pseudo_convert_check_eval(tmp_path, capsys):
                 "--out", str(stats_file)]) == 0
     stats = json.loads(capsys.readouterr().out.strip().splitlines()[0])
     assert stats["AP"] > 0.95, stats
-    per_cat = json.loads(stats_file.read_text())
-    text = json.dumps(per_cat)
-    assert all(n in text for n in NAMES)
+    rows = {r["name"]: r for r in json.loads(stats_file.read_text())["per_category"]}
+    assert sorted(rows) == NAMES
+    for n in NAMES:  # each class: its two GT tracks found, under the right category
+        assert rows[n]["num_gt"] == 2 and rows[n]["num_results"] == 2 and rows[n]["AP50"] == 1.0, rows[n]
 
 
 def test_pseudo_resume_keeps_output(tmp_path):
