@@ -106,6 +106,7 @@ def _check_frames(ds: ytvis.YTVIS, img_root: Path, mask_root: Path | None, rep: 
         if not _well_formed_video(v):
             continue
         missing = []
+        first_fmt: tuple[Path, str] | None = None  # id format is decided per video, not per file
         for t, f in enumerate(v["file_names"]):
             p = f"videos[{i}].file_names[{t}]"
             path = img_root / f
@@ -127,9 +128,15 @@ def _check_frames(ds: ytvis.YTVIS, img_root: Path, mask_root: Path | None, rep: 
             if mpath is None:
                 continue
             try:
-                ids = mask_io.read_ids(mpath)
+                ids, fmt = mask_io.read_ids_with_format(mpath)
             except WsovvisError as e:
                 out.append(Problem(p, str(e), kind="unreadable_mask"))
+                continue
+            if first_fmt is None:
+                first_fmt = (mpath, fmt)
+            elif (fmt == "rgb") != (first_fmt[1] == "rgb"):
+                out.append(Problem(p, f"mask {mpath} is a {fmt} PNG but {first_fmt[0]} is {first_fmt[1]}: their "
+                                   "pixels mean different ids (value vs RGB colour)", kind="mixed_id_formats"))
                 continue
             if ids.shape != (fh, fw):
                 out.append(Problem(p, f"mask {mpath} is {ids.shape[1]}x{ids.shape[0]} but frame {path} is "

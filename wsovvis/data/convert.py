@@ -50,7 +50,10 @@ SKIP_REASONS = {
     "size_mismatch": "mask PNG size differs from its frame's size, or frames of different sizes",
     "sidecar_mismatch": "a track in the mask PNGs that the video's tracks.json does not list",
     "bad_sidecar": "the video's tracks.json (track scores / categories) is malformed",
+    "mixed_id_formats": "id PNGs of one video in formats that read ids differently (pixel value vs RGB colour)",
 }
+# what a pixel means in each id format: a video whose PNGs disagree would split or merge tracks
+_ID_MEANING = {"palette": "pixel value", "uint16": "pixel value", "rgb": "RGB colour"}
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ def convert_video(name: str, opts: ConvertOptions) -> dict:
     compiled = rle_utils.has_compiled_encoder()
     chunk = 1 if compiled else max(1, CHUNK_PIXELS // (h * w))
     stack = None
+    first: tuple[Path, str] | None = None  # the video's first PNG and its format: auto detection is per video
     for c in range(0, len(todo), chunk):
         part, maps = todo[c:c + chunk], []
         for t in part:
@@ -201,6 +205,12 @@ def convert_video(name: str, opts: ConvertOptions) -> dict:
             except WsovvisError as e:
                 return _skip(name, "unreadable_png", str(e))
             formats.setdefault(fmt, reason)
+            if first is None:
+                first = (found[t], fmt)
+            elif _ID_MEANING[fmt] != _ID_MEANING[first[1]]:
+                return _skip(name, "mixed_id_formats", f"{found[t]} is a {fmt} PNG (id = {_ID_MEANING[fmt]}) but "
+                             f"{first[0]} is {first[1]} (id = {_ID_MEANING[first[1]]}): one video's masks must use "
+                             "one id format (--id_format forces one)")
             if ids.shape != (h, w):
                 return _skip(name, "size_mismatch", f"{found[t]} is {ids.shape[1]}x{ids.shape[0]} but frame "
                              f"{img_dir / frames[t]} is {w}x{h} (WxH)")

@@ -64,13 +64,42 @@ def base_categories(categories: list[dict], source: str) -> list[dict]:
     return base
 
 
+BAD_FRAMES = ("fail", "skip")
+_JPEG_EOI, _PNG_IEND = b"\xff\xd9", b"IEND\xaeB`\x82"
+
+
+def truncated_image(path: str | os.PathLike) -> str | None:
+    """Why a JPEG / PNG file is cut short (its end marker is missing), or None.
+
+    Decoders fill a truncated frame with grey and go on (OpenCV only warns), so the end marker is
+    checked: a JPEG ends with EOI (``FF D9``, trailing padding allowed), a PNG with its IEND chunk.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64))
+            tail = f.read()
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if head.startswith(b"\xff\xd8") and _JPEG_EOI not in tail:
+        return f"is a truncated JPEG ({size} bytes, no end-of-image marker)"
+    if head.startswith(b"\x89PNG") and not tail.rstrip(b"\x00").endswith(_PNG_IEND):
+        return f"is a truncated PNG ({size} bytes, no IEND chunk)"
+    return None
+
+
 def read_frame(path: str | os.PathLike, video: str = "") -> np.ndarray:
-    """RGB ``uint8 [H, W, 3]``; a missing or undecodable file raises `WsovvisError` naming it."""
+    """RGB ``uint8 [H, W, 3]``; a missing, undecodable or truncated file raises `WsovvisError` naming it."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    what = f" (video {video})" if video else ""
     if img is None:
-        what = f" (video {video})" if video else ""
         reason = "does not exist" if not os.path.exists(path) else "cannot be decoded as an image"
         raise WsovvisError(f"{path}: frame{what} {reason}")
+    cut = truncated_image(path)
+    if cut:
+        raise WsovvisError(f"{path}: frame{what} {cut}; data.bad_frames=skip skips videos with such frames")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -115,6 +144,13 @@ def _missing_frame(v: dict, img_root: Path) -> str | None:
     for fn in v.get("file_names") or []:
         if not (img_root / fn).is_file():
             return str(img_root / fn)
+
+
+def _truncated_frame(v: dict, img_root: Path) -> str | None:
+    for fn in v.get("file_names") or []:
+        cut = truncated_image(img_root / fn)
+        if cut:
+            return f"{img_root / fn} {cut}"
     return None
 
 
@@ -135,11 +171,17 @@ class YTVISClipDataset(Dataset):
         base_only: bool = False,
         tube_embeddings: dict | None = None,
         drop_empty: bool = False,
+        bad_frames: str = "fail",
     ) -> None:
         """``base_only`` (``data.train_classes=base``): tracks of novel categories (LV-VIS ``partition``
         2/3) are dropped from the targets (counted in ``dropped_novel``) and labels index the base
         categories only. ``tube_embeddings``: ``{(video_id, track_id): vector [D]}`` (a `wsovvis embed`
-        cache) adds ``embeddings [n, D]`` / ``has_embedding [n]`` to each sample (distillation)."""
+        cache) adds ``embeddings [n, D]`` / ``has_embedding [n]`` to each sample (distillation).
+        ``bad_frames`` (``data.bad_frames``): a truncated frame fails at start-up naming the file
+        (``fail``), or its video is skipped and counted in ``skipped`` (``skip``); checked with
+        ``check_frames``."""
+        if bad_frames not in BAD_FRAMES:
+            raise WsovvisError(f"data.bad_frames: {bad_frames!r} is not one of {', '.join(BAD_FRAMES)}")
         self.json_path = str(json_path)
         self.img_root = Path(img_root)
         if not self.img_root.is_dir():
@@ -178,6 +220,13 @@ class YTVISClipDataset(Dataset):
             if missing:
                 self.skipped.append(SkippedVideo(v["id"], _video_name(v), f"missing frame {missing}"))
                 continue
+            cut = _truncated_frame(v, self.img_root) if check_frames else None
+            if cut and bad_frames == "fail":
+                raise WsovvisError(f"{cut} (video {_video_name(v)} of {self.json_path}); "
+                                   "data.bad_frames=skip skips such videos and counts them")
+            if cut:
+                self.skipped.append(SkippedVideo(v["id"], _video_name(v), f"truncated frame {cut}"))
+                continue
             self.videos.append(v)
             self.anns.append(anns)
             self.negatives += not anns
@@ -189,7 +238,7 @@ class YTVISClipDataset(Dataset):
         if self.skipped:
             reasons: dict[str, int] = {}
             for s in self.skipped:
-                key = s.reason.split(" ")[0] if s.reason.startswith("missing") else s.reason
+                key = s.reason.split(" ")[0] if s.reason.startswith(("missing", "truncated")) else s.reason
                 reasons[key] = reasons.get(key, 0) + 1
             log.warning("%s: skipped %d of %d videos (%s)", self.json_path, len(self.skipped), len(ds.videos),
                         ", ".join(f"{n} {r}" for r, n in reasons.items()))

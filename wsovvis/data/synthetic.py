@@ -329,6 +329,11 @@ def _video_annotations(ids: np.ndarray, objs: list[_Object], video_id: int, firs
     return anns
 
 
+MAX_SIDE = 8192
+MAX_VIDEO_BYTES = 8 * 2**30
+BYTES_PER_PIXEL = 24 + 1 + 12  # float64 RGB frames, uint8 ids, float32 working arrays (render_video)
+
+
 def generate_dataset(
     out_dir: str | Path,
     *,
@@ -358,6 +363,12 @@ def generate_dataset(
         raise WsovvisError(f"num_videos and num_frames must be >= 1, got {num_videos}, {num_frames}")
     if height < 32 or width < 32:
         raise WsovvisError(f"frames must be at least 32x32, got {height}x{width}")
+    # checked before anything is allocated: one video is rendered in memory at once
+    need = num_frames * height * width * BYTES_PER_PIXEL
+    if max(height, width) > MAX_SIDE or need > MAX_VIDEO_BYTES:
+        raise WsovvisError(f"synthetic videos of {num_frames} frames of {height}x{width} would need "
+                           f"{need / 2**30:.1f} GiB of memory each (limit {MAX_VIDEO_BYTES / 2**30:.0f} GiB, sides "
+                           f"<= {MAX_SIDE}); use fewer frames or smaller frames")
     root = Path(out_dir)
     img_root, mask_root = root / "JPEGImages", root / "Annotations"
     categories = [{"id": i + 1, "name": SHAPES[i], "supercategory": "shape"} for i in range(num_categories)]

@@ -41,6 +41,8 @@ class DataConfig:
     # training videos without annotations: kept as negatives like VNext (FILTER_EMPTY_ANNOTATIONS False);
     # true drops them (the count is logged either way)
     drop_empty_videos: bool = False
+    # a truncated training frame (JPEG/PNG cut short): fail naming the file, or skip its video and count it
+    bad_frames: Literal["fail", "skip"] = "fail"
 
     def __post_init__(self) -> None:
         if self.num_workers < 0 or self.prefetch_factor < 1:

@@ -76,7 +76,7 @@ def build_train_dataset(cfg, plain: bool = False) -> YTVISClipDataset:
     return YTVISClipDataset(d.train_json, d.train_img_root, num_frames=i.sampling_frame_num,
                             frame_range=i.sampling_frame_range, augmentation=aug,
                             class_agnostic=d.train_classes == "agnostic", max_videos=d.max_train_videos,
-                            drop_empty=d.drop_empty_videos,
+                            drop_empty=d.drop_empty_videos, bad_frames=d.bad_frames,
                             base_only=d.train_classes == "base",
                             tube_embeddings=load_tube_embeddings(d.tube_embeddings))
 
