@@ -46,9 +46,9 @@ def test_starts_without_models_and_says_which_flags(app, tmp_path):
     assert _prop(demo, "test-mode") == "detect" and "--detector" in _prop(demo, "batch-models")
     (tmp_path / "a.png").write_bytes(b"")
     request = SimpleNamespace(session_hash="abc")
-    status = _fn(demo, "on_test")(str(tmp_path / "a.png"), "red", None, 0.1, "detect", "tubes", request)[0]
+    status = _fn(demo, "on_test")(str(tmp_path / "a.png"), "red", None, 0.1, "detect", "tubes", 100, request)[0]
     assert "no detector" in status and "--detector" in status
-    status = _fn(demo, "on_batch")([], "", "red", None, 0.1, "detect", 640, request)[0]
+    status = _fn(demo, "on_batch")([], "", "red", None, 0.1, "detect", 100, 640, request)[0]
     assert "--detector" in status
 
 

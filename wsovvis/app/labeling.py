@@ -206,10 +206,11 @@ def stage_uploads(files: Sequence[str], folder: Path) -> tuple[list[str], list[s
     return staged, skipped
 
 
-def make_params(threshold: float, mode: str):
+def make_params(threshold: float, mode: str, max_detections: int = 100):
+    """The page's settings as `AutolabelParams` (NMS and the rest at the ``wsovvis autolabel`` defaults)."""
     from wsovvis.autolabel.images import AutolabelParams
 
-    return AutolabelParams(threshold=float(threshold), mode=str(mode))
+    return AutolabelParams(threshold=float(threshold), mode=str(mode), max_detections=int(max_detections))
 
 
 # ---------------------------------------------------------------------------------- outputs
@@ -244,7 +245,8 @@ def _fresh_dir(parent: Path, prefix: str) -> Path:
 
 
 def run_test(labeler: Labeler, media_path: str | os.PathLike, prompt_text: str, vocab_path, threshold: float,
-             mode: str, out_dir: Path, *, max_frames: int = 16, video_as: str = "frames") -> TestResult:
+             mode: str, out_dir: Path, *, max_frames: int = 16, video_as: str = "frames",
+             max_detections: int = 100) -> TestResult:
     """Label one image (or the first ``max_frames`` frames of a video) and draw the preview.
 
     A video with ``video_as="tubes"`` (segment mode) is tracked by the ``owlv2_sam2`` pseudo-tube
@@ -254,7 +256,7 @@ def run_test(labeler: Labeler, media_path: str | os.PathLike, prompt_text: str, 
 
     labeler.require(mode)
     prompts = prompt_set(prompt_text, vocab_path)
-    params = make_params(threshold, mode)
+    params = make_params(threshold, mode, max_detections)
     frames, note = read_media(media_path, max_frames)
     names = prompts.names
     run = _fresh_dir(Path(out_dir) / "test", "run")
@@ -310,7 +312,8 @@ class BatchResult:
 
 
 def run_batch(labeler: Labeler, files: Sequence[str], folder: str | None, prompt_text: str, vocab_path,
-              threshold: float, mode: str, max_side: int, out_dir: Path, *, max_gallery: int = MAX_GALLERY,
+              threshold: float, mode: str, max_side: int, out_dir: Path, *, max_detections: int = 100,
+              max_gallery: int = MAX_GALLERY,
               progress: bool = False) -> BatchResult:
     """Label several images with the folder run of ``wsovvis autolabel images`` (`run_images`) and
     write its ZIP (`write_zip`: resized images + ``coco_export.json``); plus an annotated gallery and
@@ -324,7 +327,7 @@ def run_batch(labeler: Labeler, files: Sequence[str], folder: str | None, prompt
 
     labeler.require(mode)
     prompts = prompt_set(prompt_text, vocab_path)
-    params = make_params(threshold, mode)
+    params = make_params(threshold, mode, max_detections)
     run = _fresh_dir(Path(out_dir) / "batch", "run")
     skipped: list[str] = []
     if folder and folder.strip():

@@ -105,6 +105,8 @@ def build_app(opts: AppOptions):
                                            elem_id="test-vocab", type="filepath")
                     threshold = gr.Slider(0.0, 1.0, value=0.1, step=0.01, label="score threshold",
                                           elem_id="test-threshold")
+                    max_det = gr.Slider(1, 300, value=100, step=1, label="max detections per image (key frame)",
+                                        elem_id="test-max-det")
                     mode = gr.Radio(["detect", "segment"], value="segment" if opts.labeler.segmenter else "detect",
                                     label="mode", elem_id="test-mode")
                     media = gr.File(label="one image or a short video", elem_id="test-media", type="filepath")
@@ -123,7 +125,7 @@ def build_app(opts: AppOptions):
         with gr.Tab("Batch", id="batch", elem_id="tab-batch"):
             if not opts.labeler.ready:
                 gr.HTML(error(opts.labeler.missing), elem_id="batch-models")
-            gr.Markdown("Uses the prompts, threshold and mode of the Test tab.")
+            gr.Markdown("Uses the prompts, threshold, maximum detections and mode of the Test tab.")
             with gr.Row():
                 with gr.Column(scale=1):
                     batch_files = gr.File(label="images", file_count="multiple", elem_id="batch-files",
@@ -194,36 +196,38 @@ def build_app(opts: AppOptions):
 
         # --------------------------------------------------------------- handlers
         @_guarded(3)
-        def on_test(media_path, text, vocab_path, thr, md, as_, request: gr.Request):
+        def on_test(media_path, text, vocab_path, thr, md, as_, n_max, request: gr.Request):
             if not media_path:
                 raise WsovvisError("no image or video: upload one in the Test tab first")
             res = labeling.run_test(opts.labeler, media_path, text, vocab_path, thr, md, sdir(request),
-                                    max_frames=opts.max_preview_frames, video_as=as_)
+                                    max_frames=opts.max_preview_frames, video_as=as_, max_detections=n_max)
             return ok(res.note), res.images, gr.update(value=res.rows, headers=res.headers)
 
-        def on_setting(media_path, text, vocab_path, thr, md, as_, request: gr.Request):
+        def on_setting(media_path, text, vocab_path, thr, md, as_, n_max, request: gr.Request):
             """A changed threshold or mode re-runs the preview when there is something to preview."""
             if not media_path or not opts.labeler.ready:
                 return gr.skip(), gr.skip(), gr.skip()
-            return on_test(media_path, text, vocab_path, thr, md, as_, request)
+            return on_test(media_path, text, vocab_path, thr, md, as_, n_max, request)
 
-        test_inputs = [media, prompts_text, prompts_file, threshold, mode, video_as]
+        test_inputs = [media, prompts_text, prompts_file, threshold, mode, video_as, max_det]
         test_outputs = [test_status, preview, test_table]
         run_test.click(on_test, test_inputs, test_outputs)
         media.upload(on_test, test_inputs, test_outputs)
         threshold.release(on_setting, test_inputs, test_outputs)
+        max_det.release(on_setting, test_inputs, test_outputs)
         mode.input(on_setting, test_inputs, test_outputs)
         video_as.input(on_setting, test_inputs, test_outputs)
 
         @_guarded(4)
-        def on_batch(files, folder, text, vocab_path, thr, md, side, request: gr.Request,
+        def on_batch(files, folder, text, vocab_path, thr, md, n_max, side, request: gr.Request,
                      progress=gr.Progress(track_tqdm=True)):  # noqa: B008 - Gradio's progress idiom
             # The folder run's tqdm bar (the one `wsovvis autolabel` prints) drives the page's progress bar.
             res = labeling.run_batch(opts.labeler, files or [], folder, text, vocab_path, thr, md, int(side),
-                                     sdir(request), progress=True)
+                                     sdir(request), max_detections=int(n_max), progress=True)
             return ok(res.note), res.images, str(res.zip_path), res.rows
 
-        run_batch.click(on_batch, [batch_files, batch_folder, prompts_text, prompts_file, threshold, mode, max_side],
+        run_batch.click(on_batch, [batch_files, batch_folder, prompts_text, prompts_file, threshold, mode, max_det,
+                                   max_side],
                         [batch_status, gallery, batch_zip, batch_counts])
 
         def _vid(vid) -> int:
