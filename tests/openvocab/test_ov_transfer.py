@@ -144,3 +144,46 @@ def test_labelled_pseudo_tubes_train_the_text_head_through_the_entry_point(colou
 def test_colour_categories_partitions():
     cats = colour_categories()
     assert [c["partition"] for c in cats] == [1, 3, 1, 3, 1, 3]
+
+
+def test_classify_combines_in_model_scores_with_clip_both_ways(colour_set, tmp_path):
+    """`wsovvis classify --combine_weight W` on an in-model head's multi-class results: W=0 keeps the model's
+    scores, W=1 gives the CLIP probability of each entry's category, W=0.5 their geometric mean."""
+    gt = ytvis.load(colour_set["gt"])
+    results = []
+    for a in gt.annotations:  # each tube twice: its true colour at 0.6 and the next colour at 0.8
+        segs = a["segmentations"]
+        results.append({"video_id": a["video_id"], "category_id": a["category_id"], "score": 0.6,
+                        "segmentations": segs})
+        results.append({"video_id": a["video_id"], "category_id": a["category_id"] % 6 + 1, "score": 0.8,
+                        "segmentations": segs})
+    res = tmp_path / "model_results.json"
+    res.write_text(json.dumps(results))
+    common = ["classify", "--results", str(res), "--videos", str(colour_set["gt"]), "--img_root",
+              str(colour_set["img_root"]), "--vocab", str(colour_set["gt"]), "--model", "colorhist:36",
+              "--temperature", "0.05", "--num_workers", "0", "--no_progress"]
+    outs = {}
+    for w in (0.0, 0.5, 1.0):
+        out = tmp_path / f"combined_{w}.json"
+        assert cli_main([*common, "--out", str(out), "--combine_weight", str(w)]) == 0
+        outs[w] = json.loads(out.read_text())
+        assert len(outs[w]) == len(results)
+        assert [(r["video_id"], r["category_id"]) for r in outs[w]] == [(r["video_id"], r["category_id"])
+                                                                        for r in results]
+    # W = 0: the model's own scores
+    assert np.allclose([r["score"] for r in outs[0.0]], [r["score"] for r in results])
+    # W = 1: the CLIP probability of the entry's category (as plain classify computes it, all 6 classes)
+    plain = tmp_path / "plain.json"
+    assert cli_main([*common, "--out", str(plain), "--score_mode", "class", "--topk", "6"]) == 0
+    prob = {}
+    for r in json.loads(plain.read_text()):
+        prob.setdefault((r["video_id"], json.dumps(r["segmentations"])), {})[r["category_id"]] = r["score"]
+    clip = [prob[(r["video_id"], json.dumps(r["segmentations"]))][r["category_id"]] for r in results]
+    assert np.allclose([r["score"] for r in outs[1.0]], clip, atol=1e-6)
+    assert np.allclose([r["score"] for r in outs[0.5]], np.sqrt(np.array(clip) * [r["score"] for r in results]),
+                       atol=1e-6)
+    # the model alone ranks the wrong colour first; CLIP (W=1) puts the true colour first for most tubes
+    true_first = sum(outs[1.0][2 * i]["score"] > outs[1.0][2 * i + 1]["score"] for i in range(len(gt.annotations)))
+    assert true_first >= 0.9 * len(gt.annotations)
+    assert cli_main([*common, "--out", str(tmp_path / "x.json"), "--combine_weight", "1.5"]) == 2
+    assert not (tmp_path / "x.json").exists()

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "classifying the same results again, into any --out, reuses it)")
     parser.add_argument("--score_mode", choices=SCORE_MODES, default="product",
                         help="output score: model score x class probability (product) or the probability (class)")
+    parser.add_argument("--combine_weight", type=float, default=None, metavar="W",
+                        help="results of an in-model open-vocabulary head (model.class_head=text): keep each "
+                             "entry's category and score it model_score^(1-W) x CLIP_prob^W (0: the model, 1: CLIP)")
     add_naming_arguments(parser)
     add_model_arguments(parser, recorded_default=True)
     add_crop_arguments(parser)
@@ -68,6 +71,8 @@ def model_spec(given: str | None, emb_dir: Path, overwrite: bool) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.combine_weight is not None and not 0.0 <= args.combine_weight <= 1.0:
+        raise WsovvisError(f"--combine_weight must be in [0, 1], got {args.combine_weight}")
     out = Path(args.out)
     res_path = Path(args.results)
     emb_dir = Path(args.embeddings) if args.embeddings else res_path.with_name(f"{res_path.stem}.embeddings")
@@ -90,6 +95,8 @@ def main(args: argparse.Namespace) -> int:
     missing = [{"result_index": i, "video_id": keys[i][0], "reason": "no embedding (see embed_skipped.json)"}
                for i, k in enumerate(keys) if k not in index]
     feats = load_feats([index[keys[i]] for i in have], int(meta["dim"]))
+    if args.combine_weight is not None:
+        return _combine(args, results, have, feats, text, vocab, keys, missing, out)
     named = name_instances(feats, text, vocab, args) if have else []
     classified, rejected, per_cat = [], [], Counter()
     for i, att in zip(have, named):
@@ -115,4 +122,32 @@ def main(args: argparse.Namespace) -> int:
              len(missing), out, len(classified), top)
     if rejected or missing:
         log.warning("classify: rejected predictions and predictions without embedding are listed in %s", rep)
+    return 0
+
+
+def _combine(args, results, have, feats, text, vocab, keys, missing, out: Path) -> int:
+    """``--combine_weight``: the weighted geometric mean of each entry's own score (an in-model text head's
+    class probability) and the CLIP probability of the same category (`text_head.geometric_mix`)."""
+    from wsovvis.modeling.seqformer.text_head import geometric_mix
+    from wsovvis.openvocab.attribute import class_probs
+
+    k_of = {cid: k for k, cid in enumerate(vocab.ids)}
+    unknown = sorted({results[i]["category_id"] for i in have} - set(k_of))
+    if unknown:
+        raise WsovvisError(f"{args.results}: category ids {unknown[:10]} are not in the vocabulary {args.vocab}; "
+                           "--combine_weight needs the vocabulary the model predicted with")
+    probs = class_probs(feats, text, args.temperature)[:, : len(vocab)] if have else None
+    classified = []
+    for j, i in enumerate(have):
+        r = results[i]
+        score = float(geometric_mix(float(r.get("score", 1.0)), float(probs[j, k_of[r["category_id"]]]),
+                                    args.combine_weight))
+        classified.append({"video_id": r["video_id"], "category_id": r["category_id"], "score": score,
+                           "segmentations": r["segmentations"]})
+    # entries without an embedding (e.g. empty in every frame) keep the model's score
+    classified += [dict(results[m["result_index"]]) for m in missing]
+    atomic_write_json(out, classified)
+    atomic_write_json(report_path(out, "rejected"), {"rejected": [], "missing_embedding": missing}, indent=1)
+    log.info("classify: %d prediction(s) combined with CLIP (weight %g), %d without embedding -> %s",
+             len(classified), args.combine_weight, len(missing), out)
     return 0
