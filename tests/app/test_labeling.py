@@ -76,6 +76,8 @@ def test_test_tab_video_keeps_the_first_frames_with_a_note(tmp_path, standins):
     detect = labeling.run_test(standins, path, "red", None, 0.1, "detect", tmp_path / "s", max_frames=4,
                                video_as="tubes")
     assert "tubes need segment mode" in detect.note and len(detect.rows) == 4
+    frames, note = labeling.read_media(path, 12)  # exactly as long as the preview: no note
+    assert len(frames) == 12 and note == ""
 
 
 def test_test_tab_bad_input(tmp_path, standins):

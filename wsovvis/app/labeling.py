@@ -140,12 +140,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError as e:
         raise WsovvisError(f"{path}: file does not exist") from e
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
         raise WsovvisError(f"{path.name}: not an image or a video this page can read ({e})") from e
 
 
-def read_video(path: str | os.PathLike, max_frames: int) -> tuple[list[np.ndarray], int]:
-    """The first ``max_frames`` RGB frames and the video's frame count (as far as it can be known)."""
+def read_video(path: str | os.PathLike, max_frames: int) -> tuple[list[np.ndarray], str]:
+    """The first ``max_frames`` RGB frames and the video's length in words: ``"12"``, or ``"more than 4"``
+    when the container does not say and there are more frames than read."""
     import cv2
 
     cap = cv2.VideoCapture(str(path))
@@ -161,9 +162,11 @@ def read_video(path: str | os.PathLike, max_frames: int) -> tuple[list[np.ndarra
             frames.append(np.ascontiguousarray(bgr[:, :, ::-1]))
         if not frames:
             raise WsovvisError(f"{Path(path).name}: no frame could be decoded from this video")
-        if len(frames) == max_frames and total <= max_frames and cap.read()[0]:
-            total = max_frames + 1  # containers without a frame count: at least one more frame
-        return frames, max(total, len(frames))
+        if total <= len(frames):
+            # No (or a wrong) frame count in the container: look for one more frame.
+            more = len(frames) == max_frames and cap.read()[0]
+            return frames, f"more than {len(frames)}" if more else str(len(frames))
+        return frames, str(total)
     finally:
         cap.release()
 
@@ -174,7 +177,7 @@ def read_media(path: str | os.PathLike, max_frames: int) -> tuple[list[np.ndarra
     if path.suffix.lower() in VIDEO_SUFFIXES:
         frames, total = read_video(path, max_frames)
         note = (f"{path.name}: {total} frames; the preview uses the first {len(frames)} (the whole video: "
-                "wsovvis pseudo --engine owlv2_sam2)") if total > len(frames) else ""
+                "wsovvis pseudo --engine owlv2_sam2)") if total != str(len(frames)) else ""
         return frames, note
     return [read_image(path)], ""
 
