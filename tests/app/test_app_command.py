@@ -86,6 +86,8 @@ def test_bad_flags_exit_2_naming_the_flag(tmp_path, capsys):
         assert cli_main(["app", "--port", str(taken)]) == 2
         assert f"--port {taken}: cannot listen there" in capsys.readouterr().err
     assert cli_main(["app", "--port", "0", "--max_preview_frames", "0"]) == 2
+    assert cli_main(["app", "--port", "0", "--review_json", "x.json"]) == 2
+    assert "--review_json and --frames go together" in capsys.readouterr().err
 
 
 def test_the_browser_tests_network_guard_records_attempts(tmp_path):

@@ -63,6 +63,9 @@ def main(args: argparse.Namespace) -> int:
     port = _check_port(args.host, args.port)
     if args.max_preview_frames < 1:
         raise WsovvisError(f"--max_preview_frames must be >= 1, got {args.max_preview_frames}")
+    if bool(args.review_json) != bool(args.frames):
+        raise WsovvisError("--review_json and --frames go together (the JSON and the folder its file_names are "
+                           "relative to)")
     if args.tmp_dir and not Path(args.tmp_dir).is_dir():
         raise WsovvisError(f"{args.tmp_dir}: --tmp_dir is not a folder")
     from wsovvis.app.labeling import build_labeler
