@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pseudo_davis.py [--data ../shared/data/real/davis2016val_sample]
                                            [--out bench/out/pseudo_davis] [--fresh] [--workers 2]
+                                           [--quick] [--no_loo] [--skip_eig] [--no_sheets]
 
 1. ``wsovvis pseudo`` (maskcut engine, weight-free features: the default without --weights) on
    ``JPEGImages`` -> id PNGs; ``wsovvis convert`` -> YouTube-VIS JSON; each tube's score from the
@@ -18,6 +19,15 @@
    time: our implicit-eps ARPACK solve vs the dense generalized ``scipy.linalg.eigh(D - A, D)`` of
    MaskCut, side by side on the same 3600-node affinity (MaskCut's 60x60 grid), with the
    correlation of the two eigenvectors.
+6. DAVIS J (per sequence: mean per-frame IoU of the union of all tubes with the GT foreground;
+   averaged over sequences) for ours, RVOS and OSVOS; identity switches (`wsovvis.pseudo.quality`)
+   against the DAVIS-2016 fg/bg GT and against the OSVOS object ids; Spearman of our tube score
+   vs the tube's spatio-temporal IoU with the GT.
+7. Leave-one-sequence-out (`wsovvis.pseudo.tuning`): each grid configuration (``--quick``: a
+   smaller grid) runs on every sequence; per fold the configuration with the best AP50 on the
+   other 7 is scored on the held-out one; mean ± std over the 8 folds (and pooled AP50) beside the
+   in-sample numbers. Quote the held-out figure. The grid's outputs are cached in
+   ``<out>/loo_grid.json``.
 
 Numbers go to stdout and ``<out>/results.json``.
 """
@@ -116,7 +126,7 @@ def video_quality(by_id: dict[int, dict[int, np.ndarray]], gt: np.ndarray, osvos
             "tube_iou": {k: tube_iou(tb, gtube) for k, tb in by_id.items()}}
 
 
-def leave_one_out_section(data: Path, img_root: Path, gt: dict, seqs: list[str], grid: dict) -> dict:
+def leave_one_out_section(data: Path, img_root: Path, out: Path, gt: dict, seqs: list[str], grid: dict) -> dict:
     """Choose the grid configuration on 7 sequences, score it on the 8th; print beside the in-sample numbers."""
     from wsovvis.pseudo.cliplink import ClipLinkParams
     from wsovvis.pseudo.engines import CLASSIC_CUT
@@ -125,7 +135,14 @@ def leave_one_out_section(data: Path, img_root: Path, gt: dict, seqs: list[str],
     configs = [config_name(c) for c in grid_configs(grid)]
     if default not in configs:
         raise SystemExit(f"error: the grid {grid} must contain the default configuration ({default})")
-    per_config = run_grid(img_root, data / "Annotations", seqs, grid, extra_gt_root=data / REFERENCES["OSVOS"])
+    cache = out / "loo_grid.json"  # the grid's outputs (RLE results, J, switches): rerun only when the grid changes
+    key = {"grid": {k: list(v) for k, v in grid.items()}, "sequences": seqs}
+    cached = read_json(cache) if cache.is_file() else None
+    if cached is not None and cached.get("key") == key:
+        per_config = cached["per_config"]
+    else:
+        per_config = run_grid(img_root, data / "Annotations", seqs, grid, extra_gt_root=data / REFERENCES["OSVOS"])
+        atomic_write_json(cache, {"key": key, "per_config": per_config})
     rep = loo_report(gt, per_config, default)
     print(f"\nleave-one-sequence-out (grid {grid}; AP50 chooses the configuration on the other {len(seqs) - 1})")
     print(f"{'held out':20s} {'chosen':22s} {'train AP50':>10s} {'AP50':>6s} {'J':>6s} {'idsw':>5s}")
@@ -261,7 +278,7 @@ def main() -> int:
     print(f"ours: Spearman(tube score, tube IoU with GT) = {rho:.3f} over {len(ious)} tubes")
 
     if not args.no_loo:
-        report["leave_one_out"] = loo = leave_one_out_section(data, img_root, read_json(out / "gt.json"), seqs,
+        report["leave_one_out"] = loo = leave_one_out_section(data, img_root, out, read_json(out / "gt.json"), seqs,
                                                               QUICK_GRID if args.quick else GRID)
         report["quality"]["ours"]["held_out"] = {k: loo[k] for k in ("held_out_ap50_mean", "held_out_J_mean")}
 

@@ -32,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
 # ``default``: the tuned pipeline below; ``maskcut_paper``: the published MaskCut per-frame procedure
 # (`wsovvis.pseudo.maskcut_paper`: 480² square input, DINO ViT-B/8 keys, tau 0.15, N 3, CRF).
 PRESETS = ("default", "maskcut_paper")
-# Weight-free cut settings, tuned on the DAVIS sample and the synthetic videos (bench/pseudo_davis.py).
+# Weight-free cut settings, tuned on the DAVIS sample and the synthetic videos (bench/pseudo_davis.py);
+# every value chosen by looking at real data is listed, with its number, in wsovvis/pseudo/defaults.py.
 CLASSIC_CUT = {"tau": 0.5, "num_cuts": 4, "fg_rule": "saliency", "min_saliency": 0.3}
 VIT_CUT = {"num_cuts": 3, "fg_rule": "maskcut"}
 
