@@ -146,3 +146,36 @@ def test_slivers_left_by_a_better_tube_are_dropped():
     resolve_overlaps([hi, lo, lo2], min_keep=0.6)
     assert 0 not in lo.masks and 1 in lo.masks  # kept 1/2 < 0.6 of frame 0; frame 1 untouched
     assert lo2.masks[0].sum() == 40  # kept 4/5 of its mask (lo no longer claims frame 0)
+
+
+def test_loo_report_scores_the_held_out_sequence_with_the_config_chosen_on_the_others():
+    from wsovvis.data import rle
+    from wsovvis.pseudo.tuning import ap50, loo_report
+
+    h, w, t_len = 8, 8, 2
+    obj = np.zeros((h, w), bool)
+    obj[2:6, 2:6] = True
+    off = np.zeros((h, w), bool)
+    off[0:2, 6:8] = True
+    vids = [{"id": i + 1, "name": f"s{i}", "length": t_len, "height": h, "width": w,
+             "file_names": [f"s{i}/{k}.jpg" for k in range(t_len)]} for i in range(3)]
+    anns = [{"id": i + 1, "video_id": i + 1, "category_id": 1, "iscrowd": 0,
+             "segmentations": [rle.encode(obj)] * t_len, "areas": [16.0] * t_len,
+             "bboxes": [[2.0, 2.0, 4.0, 4.0]] * t_len} for i in range(3)]
+    gt = {"videos": vids, "annotations": anns, "categories": [{"id": 1, "name": "object"}]}
+
+    def out(mask, j):
+        return {"results": [{"category_id": 1, "score": 0.9, "segmentations": [rle.encode(mask)] * t_len}],
+                "J": j, "id_switches": 0}
+
+    # "good" hits the object on s0 and s1 only; "other" hits it on s2 only.
+    per = {"good": {"s0": out(obj, 1.0), "s1": out(obj, 1.0), "s2": out(off, 0.0)},
+           "other": {"s0": out(off, 0.0), "s1": out(off, 0.0), "s2": out(obj, 1.0)}}
+    assert ap50(gt, per["good"]) == pytest.approx(2 / 3, abs=0.02)
+    rep = loo_report(gt, per, default="good")
+    chosen = {f["held_out"]: f["chosen"] for f in rep["folds"]}
+    assert chosen == {"s0": "good", "s1": "good", "s2": "good"}  # s2 held out: good wins 2-0 on s0, s1
+    held = {f["held_out"]: f["held_out_ap50"] for f in rep["folds"]}
+    assert held["s0"] == pytest.approx(1.0) and held["s2"] == pytest.approx(0.0)
+    assert rep["held_out_J_mean"] == pytest.approx(2 / 3)
+    assert rep["in_sample_best"] == "good"
