@@ -84,7 +84,7 @@ def test_bad_checkpoints_are_errors_naming_the_file(checkpoints, tmp_path):
         build_features("dino_vits8", weights=str(tmp_path / "missing.pth"))
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(WsovvisError, match="junk.pth: cannot load --weights"):
+    with pytest.raises(WsovvisError, match=r"junk.pth: unreadable --weights \(vit_small_patch8_224.dino checkpoint\)"):
         build_features("dino_vits8", weights=str(junk))
     # A DINOv2 S/14 checkpoint for a DINO S/8 model: the patch embedding does not fit.
     with pytest.raises(WsovvisError, match="dinov2_vits14.pth: checkpoint"):
