@@ -81,7 +81,13 @@ def sigterm_raises() -> Iterator[None]:
         yield
         return
 
+    owner = os.getpid()
+
     def handler(signum, frame):
+        if os.getpid() != owner:  # a forked child inherited this handler: die as SIGTERM does by default
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         raise Terminated(f"signal {signum}")
 
     old = signal.signal(signal.SIGTERM, handler)
