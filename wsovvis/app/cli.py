@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("--host %s: the app (no login) is reachable from other machines, and it reads and writes "
                     "files on this one", args.host)
-    demo.queue(default_concurrency_limit=1)  # one model call at a time: the models are not thread-safe
+    demo.queue(default_concurrency_limit=4)  # model calls are limited to one at a time in ui.build_app
     try:
         demo.launch(server_name=args.host, server_port=port, share=False, inbrowser=False, show_error=False,
                     allowed_paths=[str(dirs.root)], css=CSS, footer_links=[], run_history=False,

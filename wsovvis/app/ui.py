@@ -211,12 +211,15 @@ def build_app(opts: AppOptions):
 
         test_inputs = [media, prompts_text, prompts_file, threshold, mode, video_as, max_det]
         test_outputs = [test_status, preview, test_table]
-        run_test.click(on_test, test_inputs, test_outputs)
-        media.upload(on_test, test_inputs, test_outputs)
-        threshold.release(on_setting, test_inputs, test_outputs)
-        max_det.release(on_setting, test_inputs, test_outputs)
-        mode.input(on_setting, test_inputs, test_outputs)
-        video_as.input(on_setting, test_inputs, test_outputs)
+        # Model calls share one slot (the models are not thread-safe, and one GPU runs one job at a time);
+        # Review and Metrics stay responsive while a batch runs.
+        models = {"concurrency_limit": 1, "concurrency_id": "models"}
+        run_test.click(on_test, test_inputs, test_outputs, **models)
+        media.upload(on_test, test_inputs, test_outputs, **models)
+        threshold.release(on_setting, test_inputs, test_outputs, **models)
+        max_det.release(on_setting, test_inputs, test_outputs, **models)
+        mode.input(on_setting, test_inputs, test_outputs, **models)
+        video_as.input(on_setting, test_inputs, test_outputs, **models)
 
         @_guarded(4)
         def on_batch(files, folder, text, vocab_path, thr, md, n_max, side, request: gr.Request,
@@ -228,7 +231,7 @@ def build_app(opts: AppOptions):
 
         run_batch.click(on_batch, [batch_files, batch_folder, prompts_text, prompts_file, threshold, mode, max_det,
                                    max_side],
-                        [batch_status, gallery, batch_zip, batch_counts])
+                        [batch_status, gallery, batch_zip, batch_counts], **models)
 
         def _vid(vid) -> int:
             if vid is None:
