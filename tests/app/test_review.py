@@ -170,3 +170,31 @@ def test_real_predictions_review(real_data, tmp_path):
     assert data["categories"][-1]["name"] == "pedestrian" and len(data["categories"]) == 41
     rep = check_dataset(out, tmp_path)
     assert rep.errors == [], [str(p) for p in rep.errors[:3]]
+
+
+def test_real_davis_frames_with_osvos_pseudo_tubes(real_data, tmp_path):
+    """Pseudo tubes converted from real OSVOS masks of two DAVIS sequences, reviewed over the real frames."""
+    from wsovvis.data.convert import convert
+
+    davis = real_data / "davis2016val_sample"
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for seq in ("blackswan", "kite-surf"):
+        (masks / seq).symlink_to(davis / "Pseudo_OSVOS_davis2017" / seq)  # read in place, not copied
+    tubes = tmp_path / "osvos.json"
+    convert(masks, davis / "JPEGImages", tubes, progress=False)
+    s = review.open_review(tubes, davis / "JPEGImages")
+    assert s.notes == []
+    by_name = {label.split()[0]: vid for label, vid in review.video_choices(s)}
+    swan = review.tube_rows(s, by_name["blackswan"])
+    assert len(swan) == 1 and swan[0][3] == "30/30"
+    kite = review.tube_rows(s, by_name["kite-surf"])
+    assert len(kite) >= 2
+    review.decide(s, [kite[-1][0]], review.REJECTED)
+    png, gif, _ = review_render.render_video(s, by_name["blackswan"], tmp_path / "out", gif_frames=3)
+    with Image.open(png) as im:
+        assert im.size[0] > 900  # 4 real frames per row
+    out, summary = review.save_curated(s)
+    assert out == tmp_path / "osvos.curated.json" and f"saved {len(s.ds.annotations) - 1} tubes" in summary
+    rep = check_dataset(out, davis / "JPEGImages")
+    assert rep.errors == [], [str(p) for p in rep.errors[:3]]
