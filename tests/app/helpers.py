@@ -1,4 +1,4 @@
-"""Tiny on-disk inputs for the app tests: a YouTube-VIS set with known tubes, run directories."""
+"""Tiny inputs for the app tests: a YouTube-VIS set with known tubes, run directories, a stand-in scene."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from wsovvis.autolabel.standins import COLOURS
 from wsovvis.data import rle, ytvis
 
 H, W = 24, 32
@@ -56,3 +57,11 @@ def write_run_dir(root: Path, *, evals: bool = True) -> Path:
     text = "".join(json.dumps(r) + "\n" for r in rows)
     (root / "metrics.jsonl").write_text(text + '{"iteration": 31, "lo')  # torn last line of a killed writer
     return root
+
+
+def scene(h: int = 60, w: int = 80, shift: int = 0) -> np.ndarray:
+    """Grey image with a red rectangle (x 10..29, y 8..27) and a blue one (x 40..69, y 30..49), moved by ``shift``."""
+    img = np.full((h, w, 3), 120, np.uint8)
+    img[8:28, 10 + shift:30 + shift] = COLOURS["red"]
+    img[30:50, 40:70] = COLOURS["blue"]
+    return img

@@ -25,8 +25,7 @@ import pytest
 from PIL import Image
 
 from tests.app.browser import AppServer, external, find_browser, make_driver, requested_urls
-from tests.app.helpers import write_review_set, write_run_dir
-from tests.app.test_labeling import scene
+from tests.app.helpers import scene, write_review_set, write_run_dir
 from wsovvis.cli import main as cli_main
 
 log = logging.getLogger(__name__)

@@ -11,18 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.app.helpers import scene
 from wsovvis.app import labeling
-from wsovvis.autolabel.standins import COLOURS
 from wsovvis.cli import main as cli_main
 from wsovvis.errors import WsovvisError
-
-
-def scene(h: int = 60, w: int = 80, shift: int = 0) -> np.ndarray:
-    """Grey image with a red rectangle (x 10..29, y 8..27) and a blue one (x 40..69, y 30..49), moved by ``shift``."""
-    img = np.full((h, w, 3), 120, np.uint8)
-    img[8:28, 10 + shift:30 + shift] = COLOURS["red"]
-    img[30:50, 40:70] = COLOURS["blue"]
-    return img
 
 
 @pytest.fixture(scope="module")

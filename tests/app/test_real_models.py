@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app.test_labeling import scene
+from tests.app.helpers import scene
 from tests.autolabel.tiny_models import save_owlv2, save_sam2, save_sam2_video
 from wsovvis.app import labeling
 from wsovvis.errors import WsovvisError
