@@ -29,7 +29,7 @@ from wsovvis.data import masks as mask_io
 from wsovvis.data import rle as rle_utils
 from wsovvis.data import track_sidecar, ytvis
 from wsovvis.errors import WsovvisError
-from wsovvis.utils.io import atomic_write_json, clean_stale_tmp
+from wsovvis.utils.io import atomic_write_json, clean_stale_tmp, file_sha256
 from wsovvis.utils.logging import get_logger
 from wsovvis.utils.workers import interruptible_pool
 
@@ -386,20 +386,10 @@ def convert(
         "annotations": annotations,
     }
     ytvis.write(data, out_json, check=False)  # built valid here; the tests validate it
-    report["out_json_sha256"] = _sha256(out_json)
+    report["out_json_sha256"] = file_sha256(out_json)
     atomic_write_json(skip_report, report, indent=1)  # last: its presence marks a complete run
     report["skip_report"] = str(skip_report)
     return report
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _reasons(report: dict) -> str:

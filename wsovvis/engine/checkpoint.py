@@ -23,6 +23,7 @@ from wsovvis.errors import WsovvisError
 from wsovvis.utils.io import atomic_write_bytes
 from wsovvis.utils.logging import get_logger
 from wsovvis.utils.safe_load import load_untrusted
+from wsovvis.utils.schema import flatten
 
 log = get_logger(__name__)
 
@@ -72,20 +73,11 @@ RESUME_FREE_MODEL_KEYS = ("model.inference", "model.weights", "model.weights_str
                           "model.trust_pickle", "model.msda_impl")
 
 
-def _flat(d: Any, prefix: str) -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}.{k}"))
-    return out
-
-
 def model_config_differences(saved: dict | None, current: dict | None) -> list[str]:
     """``"model.key: saved X, now Y"`` for every model option that differs (``RESUME_FREE_MODEL_KEYS`` aside)."""
     if not isinstance(saved, dict) or not isinstance(current, dict):
         return []
-    a, b = _flat(saved.get("model", {}), "model"), _flat(current.get("model", {}), "model")
+    a, b = flatten({"model": saved.get("model") or {}}), flatten({"model": current.get("model") or {}})
     out = []
     for k in sorted(set(a) | set(b)):
         if k.startswith(RESUME_FREE_MODEL_KEYS) or a.get(k, "<absent>") == b.get(k, "<absent>"):

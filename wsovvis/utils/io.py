@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import io
 import json
 import os
@@ -106,6 +107,15 @@ def clean_stale_tmp(directory: PathLike, target: str | None = None) -> list[Path
         except OSError:  # gone meanwhile, or not ours to remove
             continue
     return removed
+
+
+def file_sha256(path: PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 4 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
