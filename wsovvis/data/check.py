@@ -134,9 +134,10 @@ def _check_frames(ds: ytvis.YTVIS, img_root: Path, mask_root: Path | None, rep: 
                 continue
             if first_fmt is None:
                 first_fmt = (mpath, fmt)
-            elif (fmt == "rgb") != (first_fmt[1] == "rgb"):
+            elif mask_io.ID_MEANING[fmt] != mask_io.ID_MEANING[first_fmt[1]]:
                 out.append(Problem(p, f"mask {mpath} is a {fmt} PNG but {first_fmt[0]} is {first_fmt[1]}: their "
-                                   "pixels mean different ids (value vs RGB colour)", kind="mixed_id_formats"))
+                                   f"pixels mean different ids ({mask_io.ID_MEANING[fmt]} vs "
+                                   f"{mask_io.ID_MEANING[first_fmt[1]]})", kind="mixed_id_formats"))
                 continue
             if ids.shape != (fh, fw):
                 out.append(Problem(p, f"mask {mpath} is {ids.shape[1]}x{ids.shape[0]} but frame {path} is "

@@ -52,8 +52,6 @@ SKIP_REASONS = {
     "bad_sidecar": "the video's tracks.json (track scores / categories) is malformed",
     "mixed_id_formats": "id PNGs of one video in formats that read ids differently (pixel value vs RGB colour)",
 }
-# what a pixel means in each id format: a video whose PNGs disagree would split or merge tracks
-_ID_MEANING = {"palette": "pixel value", "uint16": "pixel value", "rgb": "RGB colour"}
 
 
 @dataclass(frozen=True)
@@ -207,10 +205,10 @@ def convert_video(name: str, opts: ConvertOptions) -> dict:
             formats.setdefault(fmt, reason)
             if first is None:
                 first = (found[t], fmt)
-            elif _ID_MEANING[fmt] != _ID_MEANING[first[1]]:
-                return _skip(name, "mixed_id_formats", f"{found[t]} is a {fmt} PNG (id = {_ID_MEANING[fmt]}) but "
-                             f"{first[0]} is {first[1]} (id = {_ID_MEANING[first[1]]}): one video's masks must use "
-                             "one id format (--id_format forces one)")
+            elif mask_io.ID_MEANING[fmt] != mask_io.ID_MEANING[first[1]]:
+                return _skip(name, "mixed_id_formats", f"{found[t]} is a {fmt} PNG (id = {mask_io.ID_MEANING[fmt]}) "
+                             f"but {first[0]} is {first[1]} (id = {mask_io.ID_MEANING[first[1]]}): one video's masks "
+                             "must use one id format (--id_format forces one)")
             if ids.shape != (h, w):
                 return _skip(name, "size_mismatch", f"{found[t]} is {ids.shape[1]}x{ids.shape[0]} but frame "
                              f"{img_dir / frames[t]} is {w}x{h} (WxH)")

@@ -26,6 +26,11 @@ ID_FORMATS = ("auto", "palette", "uint16", "rgb")
 _MODES = {"palette": ("P", "L", "1"), "uint16": ("I;16", "I;16B", "I;16L", "I", "L", "P"), "rgb": ("RGB", "RGBA")}
 
 
+# What a pixel means in each format. Auto detection is decided per video: PNGs of one video whose
+# meanings differ would split or merge tracks (one RGB PNG in a palette video), so callers compare them.
+ID_MEANING = {"palette": "pixel value", "uint16": "pixel value", "rgb": "RGB colour"}
+
+
 def detect_id_format(mode: str) -> tuple[str, str]:
     """PIL mode -> (id_format, reason)."""
     if mode in ("P", "L", "1"):
