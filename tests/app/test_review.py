@@ -112,6 +112,10 @@ def test_bad_inputs_name_the_file_and_problem(tmp_path):
     images_only.write_text(json.dumps(data))
     with pytest.raises(WsovvisError, match="no tubes to review"):
         review.open_review(images_only, frames)
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"videos": [], "categories": [], "annotations": []}))
+    with pytest.raises(WsovvisError, match=r"empty\.json: lists no videos"):
+        review.open_review(empty, frames)
     (frames / "v2" / "00003.png").unlink()
     s = review.open_review(path, frames)
     assert "1 of 6 looked-up frames are missing" in s.notes[0]

@@ -173,6 +173,8 @@ def open_review(json_path: str | Path, frame_root: str | Path, videos_json: str 
     else:
         raise WsovvisError(f"{source}: is not YouTube-VIS: expected an object with videos/categories/annotations "
                            f"or a results list, got {type(raw).__name__}")
+    if not data["videos"]:
+        raise WsovvisError(f"{source}: lists no videos; there is nothing to review")
     notes = _probe_frames(data, frame_root, source)
     return ReviewSession(data=data, source=source, frame_root=frame_root, kind=kind, notes=notes)
 

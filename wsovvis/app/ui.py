@@ -220,6 +220,8 @@ def build_app(opts: AppOptions):
         max_det.release(on_setting, test_inputs, test_outputs, **models)
         mode.input(on_setting, test_inputs, test_outputs, **models)
         video_as.input(on_setting, test_inputs, test_outputs, **models)
+        prompts_text.blur(on_setting, test_inputs, test_outputs, **models)
+        prompts_file.upload(on_setting, test_inputs, test_outputs, **models)
 
         @_guarded(4)
         def on_batch(files, folder, text, vocab_path, thr, md, n_max, side, request: gr.Request,
@@ -241,7 +243,7 @@ def build_app(opts: AppOptions):
         def _video_view(s: review.ReviewSession, vid, request) -> tuple:
             vid = _vid(vid)
             png, gif_path, note = review_render.render_video(s, vid, sdir(request) / "review",
-                                                      gif_frames=opts.max_preview_frames)
+                                                             gif_frames=opts.max_preview_frames)
             return (str(png), str(gif_path) if gif_path else None, review.tube_rows(s, vid),
                     gr.update(choices=review.tube_choices(s, vid), value=[]), note)
 
