@@ -10,7 +10,7 @@ evaluated on held-out videos with the FULL vocabulary swapped in (no retraining)
 Baseline (same run): the trained model with its text projection re-initialised at random
 ("random head": the same masks, chance-level naming), best of several seeds.
 
-    .venv/bin/python bench/ov_transfer.py [--steps 400] [--train_videos 24] [--val_videos 12]
+    .venv/bin/python bench/ov_transfer.py [--steps 600] [--train_videos 24] [--val_videos 24]
 """
 
 from __future__ import annotations
@@ -158,16 +158,16 @@ def run(root: Path, steps: int, train_videos: int, val_videos: int, random_seeds
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--train_videos", type=int, default=24)
-    ap.add_argument("--val_videos", type=int, default=12)
+    ap.add_argument("--val_videos", type=int, default=24)
     ap.add_argument("--random_seeds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--class_weight", type=float, default=2.0, help="class loss weight and matching cost")
-    ap.add_argument("--sigma", type=float, default=60.0, help="hue width (degrees) of the colour text embeddings")
-    ap.add_argument("--frames", type=int, default=3, help="frames per training clip")
+    ap.add_argument("--class_weight", type=float, default=4.0, help="class loss weight and matching cost")
+    ap.add_argument("--sigma", type=float, default=30.0, help="hue width (degrees) of the colour text embeddings")
+    ap.add_argument("--frames", type=int, default=1, help="frames per training clip")
     ap.add_argument("--novel_in_train", action="store_true",
                     help="novel-colour objects appear in the training videos (unlabelled: trained as background)")
     ap.add_argument("--out", default=None, help="work folder (default: a temporary one)")
@@ -180,7 +180,7 @@ def main() -> None:
         r = run(root, args.steps, args.train_videos, args.val_videos, args.random_seeds, args.seed,
                 args.novel_in_train, args.lr, args.frames, args.sigma, args.class_weight)
     print(f"colour stand-in, seqformer_tiny text head, trained {args.steps} steps x 2 clips x {args.frames} frames "
-          f"(64 px, lr {args.lr:g}) "
+          f"(64 px, lr {args.lr:g}, class weight {args.class_weight:g}, colour embedding sigma {args.sigma:g} deg) "
           f"on {args.train_videos} videos, base colours {', '.join(PALETTE[i] for i in (0, 2, 4))} only "
           f"({r['dropped_novel']} novel tracks dropped), {r['train_s']:.0f} s; loss {r['loss_first']:.2f} -> "
           f"{r['loss_last']:.2f}")
