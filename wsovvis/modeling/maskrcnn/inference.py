@@ -5,7 +5,8 @@ and pastes the masks back at the frame's size). Detections with score >= ``score
 become bool masks (probability >= ``mask_threshold``) and are linked over time by the project's
 Hungarian mask linker (`wsovvis.data.linking.Tracker`) on mask IoU alone: a tube continues into
 the next frame when its last mask overlaps a detection with IoU >= ``link_iou``. A tube's score is
-the mean of its detections' scores; its class the score-weighted majority of their labels.
+the sum of its detections' scores over the video's length (mean score x share of frames detected);
+its class the score-weighted majority of their labels.
 Frames a tube is not detected in get ``None`` (the results contract allows it).
 """
 
@@ -26,7 +27,7 @@ _NO_APPEARANCE = np.ones(1, dtype=np.float32)  # linking on IoU alone: every emb
 class MaskRCNNPostProcessor:
     """Turns the detector's per-frame output into YouTube-VIS predictions (``predict_video``)."""
 
-    def __init__(self, score_threshold: float = 0.05, mask_threshold: float = 0.5, link_iou: float = 0.3,
+    def __init__(self, score_threshold: float = 0.05, mask_threshold: float = 0.5, link_iou: float = 0.1,
                  link_max_age: int = 1, max_tracks: int = 120) -> None:
         self.score_threshold = score_threshold
         self.mask_threshold = mask_threshold
@@ -86,7 +87,9 @@ class MaskRCNNPostProcessor:
                 c = label_of[id(d)]
                 votes[c] = votes.get(c, 0.0) + d.score
                 segs[t] = rle_of[id(d)]
-            preds.append({"score": float(np.mean([d.score for d in tr.dets.values()])),
+            # mean detection score x share of the video's frames detected: the tube IoU of a fragment is at
+            # most that share, so complete tubes rank first (AP50 0.19 -> 0.36 on the bench's training videos)
+            preds.append({"score": float(sum(d.score for d in tr.dets.values()) / max(T, 1)),
                           "category_index": max(votes, key=votes.get), "segmentations": segs})
         preds.sort(key=lambda p: -p["score"])
         return preds[: self.max_tracks]
