@@ -109,7 +109,7 @@ class MaskRCNNConfig:
     detections_per_img: int = 100
     droploss: bool = False  # CutLER DropLoss: no class loss for RoIs whose predicted box misses every GT
     droploss_iou: float = 0.01  # ... i.e. max IoU <= this
-    link_iou: float = 0.3  # video inference: mask IoU to continue a tube in the next frame
+    link_iou: float = 0.1  # video inference: mask IoU to continue a tube in the next frame
     link_max_age: int = 1  # frames a tube may miss before it ends
 
 
