@@ -17,15 +17,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from wsovvis.errors import WsovvisError
-from wsovvis.openvocab.embedder import Embedder
 from wsovvis.utils.io import atomic_open, atomic_write_json, read_json
 from wsovvis.utils.logging import get_logger
 
 log = get_logger(__name__)
+
+if TYPE_CHECKING:  # the embedder module imports torch; reading a vocabulary must not
+    from wsovvis.openvocab.embedder import Embedder
 
 # Prompt ensemble: generic photo/video phrasings; averaging over them makes the class vector less
 # sensitive to any one wording.
