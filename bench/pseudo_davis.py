@@ -96,11 +96,11 @@ def emission_order(_v, track_id, _a, _l) -> float:
 
 def read_tubes(mask_dir: Path, stems: list[str], prefix: str = "") -> dict[int, dict[int, np.ndarray]]:
     """Id PNGs of one sequence (``<prefix><stem>.png``) -> id -> ``{frame: bool mask}`` (0 = background)."""
-    from wsovvis.data.masks import decode_ids
+    from wsovvis.data.masks import read_ids
 
     tubes: dict[int, dict[int, np.ndarray]] = {}
     for t, stem in enumerate(stems):
-        ids = np.asarray(decode_ids(mask_dir / f"{prefix}{stem}.png")).astype(np.int64)
+        ids = read_ids(mask_dir / f"{prefix}{stem}.png").astype(np.int64)
         for k in np.unique(ids):
             if k:
                 tubes.setdefault(int(k), {})[t] = ids == k
@@ -108,9 +108,9 @@ def read_tubes(mask_dir: Path, stems: list[str], prefix: str = "") -> dict[int, 
 
 
 def gt_ids(data: Path, seq: str, stems: list[str], folder: str = "Annotations") -> np.ndarray:
-    from wsovvis.data.masks import decode_ids
+    from wsovvis.data.masks import read_ids
 
-    return np.stack([np.asarray(decode_ids(data / folder / seq / f"{s}.png")) for s in stems]).astype(np.int64)
+    return np.stack([read_ids(data / folder / seq / f"{s}.png") for s in stems]).astype(np.int64)
 
 
 def video_quality(by_id: dict[int, dict[int, np.ndarray]], gt: np.ndarray, osvos: np.ndarray) -> dict:

@@ -54,7 +54,7 @@ def run_grid(img_root: Path, gt_root: Path, seqs: list[str], grid: dict, extra_g
              progress: bool = True) -> dict[str, dict[str, dict]]:
     """-> config name -> sequence -> ``{"results": [YTVIS result without video_id], "J", "id_switches",
     "id_switches_extra", "tube_iou", "scores", "length"}`` (masks at the original frame size)."""
-    from wsovvis.data.masks import decode_ids
+    from wsovvis.data.masks import read_ids
     from wsovvis.pseudo.classic_features import ClassicFeatures
     from wsovvis.pseudo.cut import CutParams
     from wsovvis.pseudo.engines import CLASSIC_CUT
@@ -67,8 +67,8 @@ def run_grid(img_root: Path, gt_root: Path, seqs: list[str], grid: dict, extra_g
     for seq in tqdm(seqs, desc="grid", unit="video", disable=not progress):
         video = load_video(img_root, seq, *spec)
         stems = video.stems
-        gt = np.stack([np.asarray(decode_ids(gt_root / seq / f"{s}.png")) for s in stems]).astype(np.int64)
-        extra = (np.stack([np.asarray(decode_ids(extra_gt_root / seq / f"{s}.png")) for s in stems]).astype(np.int64)
+        gt = np.stack([read_ids(gt_root / seq / f"{s}.png") for s in stems]).astype(np.int64)
+        extra = (np.stack([read_ids(extra_gt_root / seq / f"{s}.png") for s in stems]).astype(np.int64)
                  if extra_gt_root is not None else None)
         feats = extractor(video.frames)
         gtube = {t: gt[t] == 1 for t in range(len(gt))}
