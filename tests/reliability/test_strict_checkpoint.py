@@ -88,3 +88,22 @@ def test_original_repo_container_with_namespace_is_data(tiny, tmp_path):
                 "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]}}, path)
     other, _, _ = build("seqformer_tiny", seed=4, weights=str(path))
     assert torch.equal(other.query_embed.weight, tiny.query_embed.weight)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".pkl"])
+def test_backbone_weights_with_a_payload_are_refused_unless_trusted(tiny, tmp_path, suffix):
+    import pickle
+
+    marker = tmp_path / "PWNED"
+    path = tmp_path / f"backbone{suffix}"
+    payload = {"model": tiny.backbone.state_dict(), "meta": MarkerPayload(marker)}
+    if suffix == ".pkl":
+        path.write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, path)
+    with pytest.raises(WsovvisError, match=rf"backbone{suffix}: tiny_cnn backbone weights holds a disallowed"):
+        build("seqformer_tiny", **{"backbone.weights": str(path)})
+    assert not marker.exists()
+    model, _, _ = build("seqformer_tiny", trust_pickle=True, **{"backbone.weights": str(path)})
+    assert marker.exists()
+    assert torch.equal(model.backbone.stem[0][0].weight, tiny.backbone.stem[0][0].weight)

@@ -26,8 +26,10 @@ from wsovvis.utils.logging import get_logger
 log = get_logger(__name__)
 
 
-def build_backbone_from_config(cfg: BackboneConfig) -> nn.Module:
-    """Pass the options the chosen factory accepts; options set away from their default but unused are logged."""
+def build_backbone_from_config(cfg: BackboneConfig, trust_pickle: bool = False) -> nn.Module:
+    """Pass the options the chosen factory accepts; options set away from their default but unused are logged.
+
+    ``trust_pickle`` (``model.trust_pickle``) goes to factories that read a weights file."""
     if cfg.name not in _BACKBONES:
         raise WsovvisError(
             f"model.backbone.name: unknown backbone {cfg.name!r}; choose from {', '.join(list_backbones())}"
@@ -44,6 +46,8 @@ def build_backbone_from_config(cfg: BackboneConfig) -> nn.Module:
             ignored.append(key)
     if ignored:
         log.warning("model.backbone: %s does not use %s", cfg.name, ", ".join(ignored))
+    if trust_pickle and "trust_pickle" in accepted:
+        kwargs["trust_pickle"] = True
     return build_backbone(cfg.name, **kwargs)
 
 
@@ -94,7 +98,7 @@ def build_seqformer(mc: ModelConfig) -> tuple[SeqFormer, SetCriterion, SeqFormer
         raise WsovvisError("model.pixel_mean / model.pixel_std: need 3 values (RGB)")
     text_head = build_text_head(mc)
     preset = inference_preset(mc.inference)
-    backbone = build_backbone_from_config(mc.backbone)
+    backbone = build_backbone_from_config(mc.backbone, trust_pickle=mc.trust_pickle)
     transformer = DeformableTransformer(
         d_model=t.d_model,
         nhead=t.nheads,

@@ -99,8 +99,10 @@ class DinoV2Backbone(nn.Module):
         out_channels: int = 256,
         layers: list[int] | None = None,
         return_res2: bool = False,
+        trust_pickle: bool = False,
     ):
         super().__init__()
+        self.trust_pickle = trust_pickle  # full unpickling of `weights` (model.trust_pickle)
         if out_channels % 32 != 0:
             raise WsovvisError(f"model.backbone.out_channels: {out_channels} is not a multiple of 32 (GroupNorm)")
         self.name = f"dinov2_vit{size}14{'_reg' if registers else ''}"
@@ -149,7 +151,7 @@ class DinoV2Backbone(nn.Module):
             vit.to_empty(device=device if device.type == "meta" else "cpu")
             random_init_(vit)
             return vit
-        sd = load_state_dict_file(weights, f"DINOv2 checkpoint for {self.name}")
+        sd = load_state_dict_file(weights, f"DINOv2 checkpoint for {self.name}", self.trust_pickle)
         with torch.device("meta"):
             vit = timm.create_model(self.timm_name, weight_init="skip", **kwargs)
         self._check_checkpoint(sd, vit, weights)
@@ -284,8 +286,9 @@ def _factory(size: str, registers: bool):
         out_channels: int = 256,
         layers: list[int] | None = None,
         return_res2: bool = False,
+        trust_pickle: bool = False,
     ) -> DinoV2Backbone:
-        return DinoV2Backbone(size, registers, weights, freeze, out_channels, layers, return_res2)
+        return DinoV2Backbone(size, registers, weights, freeze, out_channels, layers, return_res2, trust_pickle)
 
     return build
 

@@ -24,7 +24,8 @@ class ResNetBackbone(nn.Module):
     with ``return_res2=True``.
     """
 
-    def __init__(self, depth: int = 50, freeze_at: int = 2, return_res2: bool = False, weights: str | None = None):
+    def __init__(self, depth: int = 50, freeze_at: int = 2, return_res2: bool = False, weights: str | None = None,
+                 trust_pickle: bool = False):
         super().__init__()
         if depth != 50:
             raise WsovvisError(f"model.backbone: ResNet depth {depth} is not supported (only 50)")
@@ -37,7 +38,7 @@ class ResNetBackbone(nn.Module):
         self.out_channels = {"res2": 256, "res3": 512, "res4": 1024, "res5": 2048}
         self.out_strides = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
         if weights:
-            load_resnet_weights(self.body, weights)
+            load_resnet_weights(self.body, weights, trust_pickle)
         frozen = [body.conv1, body.bn1] if freeze_at >= 1 else []
         frozen += [getattr(body, name) for name in _LAYERS[: max(freeze_at - 1, 0)]]
         for module in frozen:
@@ -55,5 +56,6 @@ class ResNetBackbone(nn.Module):
 
 
 @register_backbone("resnet50")
-def resnet50(freeze_at: int = 2, return_res2: bool = False, weights: str | None = None) -> ResNetBackbone:
-    return ResNetBackbone(50, freeze_at=freeze_at, return_res2=return_res2, weights=weights)
+def resnet50(freeze_at: int = 2, return_res2: bool = False, weights: str | None = None,
+             trust_pickle: bool = False) -> ResNetBackbone:
+    return ResNetBackbone(50, freeze_at=freeze_at, return_res2=return_res2, weights=weights, trust_pickle=trust_pickle)

@@ -22,7 +22,8 @@ class TinyCNN(nn.Module):
     Channels are ``width * (1, 2, 4, 8)``; every map is ``ceil(H / stride)`` like a ResNet's.
     """
 
-    def __init__(self, width: int = 16, return_res2: bool = False, weights: str | None = None):
+    def __init__(self, width: int = 16, return_res2: bool = False, weights: str | None = None,
+                 trust_pickle: bool = False):
         super().__init__()
         self.stem = nn.Sequential(_conv(3, width, 2), _conv(width, width, 2))
         self.res2 = _conv(width, width, 1)
@@ -34,7 +35,7 @@ class TinyCNN(nn.Module):
         self.out_strides = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
         if weights:
             try:
-                self.load_state_dict(load_state_dict_file(weights, "tiny_cnn backbone weights"))
+                self.load_state_dict(load_state_dict_file(weights, "tiny_cnn backbone weights", trust_pickle))
             except RuntimeError as e:
                 raise WsovvisError(f"{weights}: does not fit tiny_cnn(width={width}): {e}") from e
 
@@ -49,5 +50,6 @@ class TinyCNN(nn.Module):
 
 
 @register_backbone("tiny_cnn")
-def tiny_cnn(width: int = 16, return_res2: bool = False, weights: str | None = None) -> TinyCNN:
-    return TinyCNN(width=width, return_res2=return_res2, weights=weights)
+def tiny_cnn(width: int = 16, return_res2: bool = False, weights: str | None = None,
+             trust_pickle: bool = False) -> TinyCNN:
+    return TinyCNN(width=width, return_res2=return_res2, weights=weights, trust_pickle=trust_pickle)
