@@ -101,3 +101,18 @@ def test_outputs_under_a_file_are_messages(small, tmp_path, capsys, command):
     rc = cli_main(argv)
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err and "\nerror: " in "\n" + err and str(blocker) in err, err[-800:]
+
+
+def test_training_with_an_unusable_runs_folder_is_a_message(small, tmp_path):
+    from pathlib import Path
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    script = Path(__file__).resolve().parents[2] / "train_seqformer_pseudo.py"
+    data = [f"data.train_json={small.gt_json}", f"data.train_img_root={small.img_root}",
+            f"data.val_json={small.gt_json}", f"data.val_img_root={small.img_root}"]
+    r = subprocess.run([sys.executable, str(script), "debug=cpu_smoke", "with", *data, "num_threads=1",
+                        "progress=False", "-F", str(blocker / "runs"), "-c", "no"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=240, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"error: {blocker / 'runs'}: cannot create the runs folder" in r.stderr and "Traceback" not in r.stderr

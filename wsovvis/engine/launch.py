@@ -312,6 +312,11 @@ def prepare(argv: Sequence[str], prog: str = PROG, builder: Callable | None = No
         check_input_paths(cfg)
     observer = None
     if global_rank == 0 and not args.get("--unobserved"):
+        try:  # here, not in Sacred's observer: its failure path logs a traceback of its own
+            Path(base_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise WsovvisError(f"{base_dir}: cannot create the runs folder (-F / output_root): "
+                               f"{e.strerror or e}") from e
         observer = RunDirObserver(base_dir, resume_dir=resume_dir)
         ex.observers.append(observer)
     ex.add_config(resolved)
