@@ -91,6 +91,7 @@ def test_base_only_text_head_transfers_to_novel_colours(tmp_path):
     assert t["APb"] > t["APn"] > 0
 
 
+@pytest.mark.slow
 def test_labelled_pseudo_tubes_train_the_text_head_through_the_entry_point(colour_set, tmp_path):
     """agnostic tubes -> `wsovvis embed` -> `wsovvis label` -> train (class_head=text, base only,
     distillation on) -> evaluate with eval.vocab on all colours (LV-VIS base / novel)."""
