@@ -123,3 +123,14 @@ def test_truncated_pickle_names_the_file(tmp_path):
     p.write_bytes(pickle.dumps({"model": {"a": np.zeros(100)}})[:50])
     with pytest.raises(WsovvisError, match=f"{p}: unreadable w"):
         load_pickle_untrusted(p, what="w")
+
+
+def test_a_pickle_cannot_set_attributes_on_an_allowed_class(tmp_path):
+    # hand-written opcodes: GLOBAL argparse.Namespace, then BUILD with slot state
+    # {"__setstate__": numpy.dtype}: would replace a method of the class for the whole process
+    stream = (b"\x80\x02cargparse\nNamespace\n" b"N}X\x0c\x00\x00\x00__setstate__cnumpy\ndtype\ns\x86b.")
+    p = tmp_path / "mutate.pkl"
+    p.write_bytes(stream)
+    with pytest.raises(UnsafePickleError, match=r"state of Namespace \(BUILD\)"):
+        load_pickle_untrusted(p, what="weights")
+    assert "__setstate__" not in vars(argparse.Namespace)

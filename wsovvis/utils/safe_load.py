@@ -27,6 +27,8 @@ import copyreg
 import os
 import pickle
 import re
+import sys
+import types
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -142,10 +144,36 @@ def _torch_pickle_global(name: str) -> Any:
     return getattr(torch._utils, name)
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only the globals of `_allowed_pickle_globals`; the first other one stops the load."""
+def _buildable(inst: Any) -> bool:
+    """Objects whose state a pickle may set (BUILD): data only, never a class or a function."""
+    if isinstance(inst, (type, _FunctionTypes)):
+        return False
+    if isinstance(inst, (np.ndarray, np.dtype, np.generic, argparse.Namespace, collections.OrderedDict)):
+        return True
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(inst, torch.Tensor)
+
+
+_FunctionTypes = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
+    """Resolves only the globals of `_allowed_pickle_globals`; the first other one stops the load.
+
+    The pure-Python unpickler, so that BUILD can be limited to data objects too (`_buildable`): otherwise
+    a pickle could set attributes on an allowed class (``argparse.Namespace.__setstate__ = ...``).
+    """
 
     _table: dict[tuple[str, str], Any] | None = None
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def load_build(self) -> None:
+        inst = self.stack[-2]  # the state is on top, the object it goes to below it
+        if not _buildable(inst):
+            raise UnsafePickleError(f"state of {getattr(inst, '__qualname__', type(inst).__qualname__)} (BUILD)")
+        pickle._Unpickler.load_build(self)
+
+    dispatch[pickle.BUILD[0]] = load_build
 
     def find_class(self, module: str, name: str) -> Any:
         table = type(self)._table
