@@ -93,6 +93,8 @@ def test_pseudo_resume_with_other_parameters_is_refused_unless_overwrite(small, 
     ["check", "{gt}", "--report", "{blocker}/r.json", "--no_progress"],
     ["eval", "--gt", "{gt}", "--results", "{gt}", "--out", "{blocker}/e.json"],
     ["visualize", "{gt}", "--img_root", "{img}", "--out", "{blocker}/v"],
+    ["pseudo", "--img_root", "{img}", "--out", "{blocker}/p", "--no_progress"],
+    ["demo", "--out", "{blocker}/d"],
 ])
 def test_outputs_under_a_file_are_messages(small, tmp_path, capsys, command):
     blocker = tmp_path / "afile"
