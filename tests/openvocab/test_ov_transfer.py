@@ -140,6 +140,15 @@ def test_labelled_pseudo_tubes_train_the_text_head_through_the_entry_point(colou
     sd = ck.get("model", ck)
     assert not any(k.endswith("text_head.text") for k in sd) and "text_head.proj.0.weight" in sd
     assert np.isfinite(np.array([res["score"] for res in results])).all()
+    # an eval vocabulary from another text encoder (other D) fails at start-up, naming both dimensions
+    wrong = save_text_vocab(tmp_path / "d5.npy", np.ones((6, 5), dtype=np.float32), names=names)
+    r = run_train(["debug=cpu_smoke", "with", f"data.train_json={labelled}", f"data.train_img_root={img_root}",
+                   f"data.val_json={gt}", f"data.val_img_root={img_root}", "model.class_head=text",
+                   f"model.text_head.embeddings={texts[0]}", f"eval.vocab={wrong}", "progress=False",
+                   "-F", str(tmp_path / "runs2"), "-c", "no"], cwd=tmp_path, timeout=300)
+    assert r.returncode == 2
+    assert f"{wrong}: vocabulary embedding dimension 5 does not match the model's text head dimension 36" in r.stderr
+    assert not list((tmp_path / "runs2").glob("*/checkpoints/*.pth"))
 
 
 def test_colour_categories_partitions():

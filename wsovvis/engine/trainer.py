@@ -306,6 +306,9 @@ def run(cfg, ctx: Context) -> dict:
     elif cfg.eval_only:
         raise WsovvisError("config: eval_only=True needs data.val_json and data.val_img_root")
     trainer = Trainer(cfg, ctx)
+    if eval_emb is not None and eval_emb.shape[1] != unwrap(trainer.model).text_head.embed_dim:
+        # fail at start-up, not after training (`set_vocabulary` would raise the same at evaluation)
+        unwrap(trainer.model).text_head.set_vocabulary(eval_emb, eval_vocab_path)
     trainer.resume_or_load()
     start_iter = trainer.iteration
     writer = MetricsWriter(ctx.run_dir, ctx.sacred_run, start_iter) if rank == 0 else None
