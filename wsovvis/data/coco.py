@@ -24,7 +24,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from wsovvis.data import rle as rle_utils
-from wsovvis.data.ytvis import Problem, _check_ids, _is_int, _is_num, video_length
+from wsovvis.data.ytvis import Problem, _is_int, _is_num, format_problems, validate_structure, video_length
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.io import atomic_write_json, read_json
 from wsovvis.utils.logging import get_logger
@@ -181,40 +181,11 @@ def validate_coco(data: Any) -> list[Problem]:
     if "videos" in data and "images" not in data:
         problems.append(Problem("$", "this looks like a YouTube-VIS file ('videos', no 'images'); "
                                 "convert it with `wsovvis export coco`", kind="format"))
-    for key in ("images", "categories"):
-        if key not in data:
-            problems.append(Problem("$", f"missing required key '{key}'"))
-        elif not isinstance(data[key], list):
-            problems.append(Problem(key, "must be a list"))
-    if problems:
-        return problems
-    images, cats = data["images"], data["categories"]
-    image_index = _check_ids(images, "images", problems)
-    cat_index = _check_ids(cats, "categories", problems)
-    for i, im in enumerate(images):
-        if isinstance(im, dict):
-            _check_image(i, im, problems)
-    for i, c in enumerate(cats):
-        if isinstance(c, dict) and not isinstance(c.get("name"), str):
-            problems.append(Problem(f"categories[{i}]", "missing required string 'name'"))
-    anns = data.get("annotations")
-    if anns is not None:
-        if not isinstance(anns, list):
-            problems.append(Problem("annotations", "must be a list"))
-        else:
-            _check_ids(anns, "annotations", problems)
-            for i, a in enumerate(anns):
-                if isinstance(a, dict):
-                    _check_annotation(i, a, images, image_index, cat_index, problems)
-    return problems
+    return validate_structure(data, "images", _check_image, _check_annotation, problems)
 
 
 def format_coco_problems(source: str, problems: list[Problem], limit: int = MAX_LISTED_PROBLEMS) -> str:
-    lines = [f"{source}: invalid COCO JSON ({len(problems)} problem{'s' * (len(problems) != 1)}):"]
-    lines += [f"  {pr}" for pr in problems[:limit]]
-    if len(problems) > limit:
-        lines.append(f"  ... and {len(problems) - limit} more")
-    return "\n".join(lines)
+    return format_problems(source, problems, limit, what="COCO JSON", more_hint="")
 
 
 def _fill_lvis_file_names(data: dict) -> None:

@@ -267,19 +267,27 @@ def validate(data: Any) -> list[Problem]:
     hint = _foreign_format_hint(data)
     if hint:
         problems.append(Problem("$", hint, kind="format"))
-    for key in ("videos", "categories"):
+    return validate_structure(data, "videos", _check_video, _check_annotation, problems)
+
+
+def validate_structure(data: dict, items_key: str, check_item, check_annotation,
+                       problems: list[Problem]) -> list[Problem]:
+    """The walk YouTube-VIS (``items_key`` "videos") and COCO ("images") files share: the two top-level lists,
+    unique ids, each item (``check_item(i, item, problems)``), category names, then each annotation
+    (``check_annotation(i, ann, items, item_index, cat_index, problems)``). Appends to and returns ``problems``."""
+    for key in (items_key, "categories"):
         if key not in data:
             problems.append(Problem("$", f"missing required key '{key}'"))
         elif not isinstance(data[key], list):
             problems.append(Problem(key, "must be a list"))
-    if any(p.path == "$" and p.kind != "format" or p.path in ("videos", "categories") for p in problems):
+    if any(p.path == "$" and p.kind != "format" or p.path in (items_key, "categories") for p in problems):
         return problems
-    videos, cats = data["videos"], data["categories"]
-    video_index = _check_ids(videos, "videos", problems)
+    items, cats = data[items_key], data["categories"]
+    item_index = _check_ids(items, items_key, problems)
     cat_index = _check_ids(cats, "categories", problems)
-    for i, v in enumerate(videos):
+    for i, v in enumerate(items):
         if isinstance(v, dict):
-            _check_video(i, v, problems)
+            check_item(i, v, problems)
     for i, c in enumerate(cats):
         if isinstance(c, dict) and not isinstance(c.get("name"), str):
             problems.append(Problem(f"categories[{i}]", "missing required string 'name'"))
@@ -291,15 +299,16 @@ def validate(data: Any) -> list[Problem]:
             _check_ids(anns, "annotations", problems)
             for i, a in enumerate(anns):
                 if isinstance(a, dict):
-                    _check_annotation(i, a, videos, video_index, cat_index, problems)
+                    check_annotation(i, a, items, item_index, cat_index, problems)
     return problems
 
 
-def format_problems(source: str, problems: list[Problem], limit: int = MAX_LISTED_PROBLEMS) -> str:
-    lines = [f"{source}: invalid YouTube-VIS JSON ({len(problems)} problem{'s' * (len(problems) != 1)}):"]
+def format_problems(source: str, problems: list[Problem], limit: int = MAX_LISTED_PROBLEMS,
+                    what: str = "YouTube-VIS JSON", more_hint: str = " (run `wsovvis check` for the full list)") -> str:
+    lines = [f"{source}: invalid {what} ({len(problems)} problem{'s' * (len(problems) != 1)}):"]
     lines += [f"  {pr}" for pr in problems[:limit]]
     if len(problems) > limit:
-        lines.append(f"  ... and {len(problems) - limit} more (run `wsovvis check` for the full list)")
+        lines.append(f"  ... and {len(problems) - limit} more{more_hint}")
     return "\n".join(lines)
 
 
