@@ -72,10 +72,7 @@ class ReviewSession:
 
 def video_label(v: dict) -> str:
     """Display name of a video: its ``name``, else the folder of its first frame, else ``video_<id>``."""
-    if isinstance(v.get("name"), str):
-        return v["name"]
-    names = v.get("file_names") or []
-    return (Path(names[0]).parent.name if names else "") or f"video_{v['id']}"
+    return ytvis.video_name(v) or f"video_{v['id']}"
 
 
 def _results_as_dataset(results: list, videos_json: Path, source: Path) -> dict:
@@ -83,27 +80,9 @@ def _results_as_dataset(results: list, videos_json: Path, source: Path) -> dict:
     ds = ytvis.load(videos_json, what="videos JSON")
     anns = []
     for i, r in enumerate(results):
-        where = f"{source}: [{i}]"
-        if not isinstance(r, dict):
-            raise WsovvisError(f"{where} must be an object, got {type(r).__name__}")
-        for key in ("video_id", "category_id", "segmentations"):
-            if key not in r:
-                raise WsovvisError(f"{where} is missing required key '{key}' (not a YouTube-VIS results list)")
-        v = ds.video_by_id.get(r["video_id"])
-        if v is None:
-            raise WsovvisError(f"{where}.video_id {r['video_id']!r} is not a video of {videos_json}")
-        if r["category_id"] not in ds.cat_by_id:
-            raise WsovvisError(f"{where}.category_id {r['category_id']!r} is not a category of {videos_json}")
-        segs = r["segmentations"]
-        if not isinstance(segs, list) or len(segs) != ytvis.video_length(v):
-            n = len(segs) if isinstance(segs, list) else type(segs).__name__
-            raise WsovvisError(f"{where}.segmentations has {n} entries but video {r['video_id']} has "
-                               f"{ytvis.video_length(v)} frames")
-        score = r.get("score")
-        if score is not None and not isinstance(score, (int, float)):
-            raise WsovvisError(f"{where}.score must be a number, got {score!r}")
+        _, segs, score = ytvis.check_result(i, r, ds, str(source), require_category=True)
         anns.append({"id": i + 1, "video_id": r["video_id"], "category_id": r["category_id"], "iscrowd": 0,
-                     "score": None if score is None else float(score), "segmentations": segs})
+                     "score": score, "segmentations": segs})
     return {"videos": ds.videos, "categories": ds.categories, "annotations": anns}
 
 

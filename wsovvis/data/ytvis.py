@@ -303,6 +303,46 @@ def validate_structure(data: dict, items_key: str, check_item, check_annotation,
     return problems
 
 
+def video_name(v: dict) -> str | None:
+    """A video's name: its ``name``, else the folder of its first ``file_names`` entry (None when neither)."""
+    if isinstance(v.get("name"), str):
+        return v["name"]
+    files = v.get("file_names")
+    if isinstance(files, list) and files and isinstance(files[0], str) and "/" in files[0]:
+        return files[0].rsplit("/", 1)[0].rsplit("/", 1)[-1]
+    return None
+
+
+def check_result(i: int, r: Any, ds: YTVIS, source: str, require_category: bool = False) -> tuple[dict, list,
+                                                                                               float | None]:
+    """One entry ``[i]`` of a results list, checked against the videos of ``ds`` -> (video, segmentations, score).
+
+    The checks a viewer needs (the evaluator's `check_results` is stricter): an object with ``video_id`` and a
+    ``segmentations`` list of the video's length, a known video (and, with ``require_category``, a known
+    ``category_id``), a numeric score when there is one. Raises `WsovvisError` naming ``source: [i].key``.
+    """
+    where = f"{source}: [{i}]"
+    if not isinstance(r, dict):
+        raise WsovvisError(f"{where} must be an object, got {type(r).__name__}")
+    for key in ("video_id", "category_id", "segmentations") if require_category else ("video_id", "segmentations"):
+        if key not in r:
+            raise WsovvisError(f"{where} is missing required key '{key}' (not a YouTube-VIS results list?)")
+    v = ds.video_by_id.get(r["video_id"])
+    if v is None:
+        raise WsovvisError(f"{where}.video_id {r['video_id']!r} is not a video of {ds.source}")
+    if require_category and r["category_id"] not in ds.cat_by_id:
+        raise WsovvisError(f"{where}.category_id {r['category_id']!r} is not a category of {ds.source}")
+    segs = r["segmentations"]
+    if not isinstance(segs, list) or len(segs) != video_length(v):
+        n = len(segs) if isinstance(segs, list) else type(segs).__name__
+        raise WsovvisError(f"{where}.segmentations has {n} entries but video {r['video_id']} has "
+                           f"{video_length(v)} frames")
+    score = r.get("score")
+    if score is not None and (not isinstance(score, (int, float)) or isinstance(score, bool)):
+        raise WsovvisError(f"{where}.score must be a number, got {score!r}")
+    return v, segs, None if score is None else float(score)
+
+
 def format_problems(source: str, problems: list[Problem], limit: int = MAX_LISTED_PROBLEMS,
                     what: str = "YouTube-VIS JSON", more_hint: str = " (run `wsovvis check` for the full list)") -> str:
     lines = [f"{source}: invalid {what} ({len(problems)} problem{'s' * (len(problems) != 1)}):"]

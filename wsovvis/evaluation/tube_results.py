@@ -10,20 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from wsovvis.data.ytvis import video_name
 from wsovvis.errors import WsovvisError
 
 
 def is_tube_json(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("videos"), list) and "annotations" in data
-
-
-def video_name(v: dict) -> str | None:
-    if isinstance(v.get("name"), str):
-        return v["name"]
-    files = v.get("file_names")
-    if isinstance(files, list) and files and isinstance(files[0], str) and "/" in files[0]:
-        return files[0].rsplit("/", 1)[0]
-    return None
 
 
 def tubes_to_results(data: dict, source: str, gt_videos: list[dict], gt_categories: list[dict],

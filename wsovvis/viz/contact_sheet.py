@@ -116,11 +116,7 @@ def _load_frame(path: Path, hw: tuple[int, int]) -> tuple[np.ndarray | None, str
 
 
 def _video_name(v: dict) -> str:
-    if isinstance(v.get("name"), str):
-        return v["name"]
-    names = v.get("file_names") or []
-    parent = Path(names[0]).parent.name if names else ""
-    return parent or f"video_{v['id']}"
+    return ytvis.video_name(v) or f"video_{v['id']}"
 
 
 def _safe(name: str) -> str:
@@ -131,24 +127,9 @@ def _results_tubes(results: list, ds: ytvis.YTVIS, source: str) -> dict[int, lis
     """Group a results list by video; entries are validated against ``ds`` with errors naming ``[i].key``."""
     by_video: dict[int, list[Tube]] = {}
     for i, r in enumerate(results):
-        if not isinstance(r, dict):
-            raise WsovvisError(f"{source}: [{i}] must be an object, got {type(r).__name__}")
-        for key in ("video_id", "segmentations"):
-            if key not in r:
-                raise WsovvisError(f"{source}: [{i}] is missing required key '{key}'")
-        v = ds.video_by_id.get(r["video_id"])
-        if v is None:
-            raise WsovvisError(f"{source}: [{i}].video_id {r['video_id']!r} is not a video of {ds.source}")
-        segs = r["segmentations"]
-        if not isinstance(segs, list) or len(segs) != ytvis.video_length(v):
-            n = len(segs) if isinstance(segs, list) else type(segs).__name__
-            raise WsovvisError(f"{source}: [{i}].segmentations has {n} entries but video {r['video_id']} "
-                               f"has {ytvis.video_length(v)} frames")
-        score = r.get("score")
-        if score is not None and not isinstance(score, (int, float)):
-            raise WsovvisError(f"{source}: [{i}].score must be a number, got {score!r}")
+        _, segs, score = ytvis.check_result(i, r, ds, source)
         cat = ds.cat_by_id.get(r.get("category_id"), {}).get("name", f"cat {r.get('category_id')}")
-        by_video.setdefault(r["video_id"], []).append(Tube(0, segs, cat, None if score is None else float(score)))
+        by_video.setdefault(r["video_id"], []).append(Tube(0, segs, cat, score))
     for tubes in by_video.values():
         tubes.sort(key=lambda tb: -(tb.score or 0.0))
         for k, tb in enumerate(tubes, 1):
