@@ -8,7 +8,6 @@ frames, so the encoder always sees full batches.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections import defaultdict
@@ -28,7 +27,7 @@ from wsovvis.openvocab import sources
 from wsovvis.openvocab.cache import FORMAT_VERSION, SKIPPED_NAME, EmbeddingCache
 from wsovvis.openvocab.crops import crop_blend
 from wsovvis.openvocab.embedder import Embedder
-from wsovvis.utils.io import atomic_write_json, read_json
+from wsovvis.utils.io import atomic_write_json, file_sha256, read_json
 from wsovvis.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -239,14 +238,6 @@ def run_plan(
         bar.set_postfix(done=stats.written, skipped=len(stats.skipped))
     stats.wall_s = time.perf_counter() - t_start
     return stats
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_report(root: Path, stats: EmbedStats, done: set, names: tuple[str, str]) -> None:

@@ -7,7 +7,6 @@ plugged in place of a CLIP model (``register_embedder``).
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 from abc import ABC, abstractmethod
@@ -18,6 +17,7 @@ import torch
 from PIL import Image
 
 from wsovvis.errors import WsovvisError
+from wsovvis.utils.io import file_sha256
 
 DEFAULT_SPEC = "openclip:ViT-B-16-SigLIP"
 
@@ -147,8 +147,4 @@ def file_fingerprint(path: str | os.PathLike, known: dict | None = None) -> dict
         and known.get("sha256")
     ):
         return dict(known)
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return {"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": h.hexdigest()}
+    return {"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": file_sha256(p)}

@@ -24,10 +24,9 @@ from wsovvis.errors import WsovvisError
 from wsovvis.openvocab import sources
 from wsovvis.openvocab.attribute import Attribution, attribute, class_probs
 from wsovvis.openvocab.cache import load_feats, read_index
-from wsovvis.openvocab.embed import file_sha256
 from wsovvis.openvocab.embedder import Embedder, build_embedder
 from wsovvis.openvocab.vocab import Vocabulary, align_vocab, load_templates, load_vocab, text_embeddings
-from wsovvis.utils.io import atomic_write_json
+from wsovvis.utils.io import atomic_write_json, file_sha256
 from wsovvis.utils.logging import get_logger
 
 log = get_logger(__name__)
