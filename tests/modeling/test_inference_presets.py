@@ -113,3 +113,8 @@ def test_original_no_padding_flat_topk_straight_resize():
         assert (s, c) == (gs, gc)
         dec = np.stack([rle_utils.decode(r) for r in p["segmentations"]])
         assert np.array_equal(dec, m)
+    # scores below 0.001: None segmentations (the original repo's rule); empty-mask outputs still skipped
+    with torch.no_grad():
+        model.class_embed[-1].bias.fill_(-9.0)
+    low = predict_video(model, post, frames)
+    assert low and all(p["score"] < 0.001 and p["segmentations"] == [None] * 5 for p in low)

@@ -268,7 +268,9 @@ def _predict_whole(model, p, frames, preset: str, test_size: int, max_size: floa
             m = masks[q]
             if not m.any():
                 continue  # the original skips queries whose masks are empty in every frame
-            out.append({"score": score, "category_index": c, "segmentations": rle_utils.encode_stack(m)})
+            # ... and writes None segmentations (frames without a mask) for scores below 0.001
+            segs = rle_utils.encode_stack(m) if score >= 0.001 else [None] * m.shape[0]
+            out.append({"score": score, "category_index": c, "segmentations": segs})
     else:
         probs, idx = p.select(outputs, 0, top_k)
         logits = p.clip_mask_logits(outputs, 0, idx)  # [k, T, hv, wv]

@@ -16,7 +16,8 @@ original   the original SeqFormer repo's ``inference.py``: the whole video in on
            torchvision ``Resize(test_size)`` (shortest side, NO max size, long side truncated);
            NO /32 padding; top-10 over the flattened query x class scores (each pair one output);
            stride-4 mask logits bilinearly resized straight to the original size, ``> 0.5``;
-           outputs whose mask is empty in every frame are skipped.
+           outputs whose mask is empty in every frame are skipped; scores below 0.001 get
+           ``None`` segmentations.
 =========  =====================================================================================
 
 ``vnext`` and ``original`` keep every resized frame and the network's activations for the whole
