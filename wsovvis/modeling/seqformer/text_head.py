@@ -56,10 +56,6 @@ class TextVocab:
     def dim(self) -> int:
         return int(self.embeddings.shape[1])
 
-    def subset(self, rows: list[int]) -> TextVocab:
-        pick = (lambda xs: [xs[r] for r in rows] if xs is not None else None)  # noqa: E731
-        return TextVocab(self.embeddings[rows], pick(self.names), pick(self.ids), f"{self.source}[{len(rows)} rows]")
-
 
 def load_text_vocab(path: str | os.PathLike) -> TextVocab:
     """``X.npy`` float ``[K, D]`` (+ optional ``X.json`` with ``names`` and optionally ``ids``) -> `TextVocab`."""
