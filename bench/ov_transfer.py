@@ -71,7 +71,7 @@ def make_sets(root: Path, train_videos: int, val_videos: int, frames: int = 4,
     return train, val
 
 
-def build_text_model(vocab_npy: Path, seed: int = 0, class_weight: float = 2.0):
+def build_text_model(vocab_npy: Path, seed: int = 0, class_weight: float = 2.0, cls_threshold: float = 0.05):
     import yaml
 
     from wsovvis.modeling import build_model
@@ -81,20 +81,21 @@ def build_text_model(vocab_npy: Path, seed: int = 0, class_weight: float = 2.0):
     cfg["text_head"] = {"embeddings": str(vocab_npy)}
     cfg["loss"]["class_weight"] = class_weight
     cfg["matcher"]["cost_class"] = class_weight
-    cfg["inference"].update(test_size=64, max_size=100, top_k=10, clip_length=4, clip_overlap=2)
+    cfg["inference"].update(test_size=64, max_size=100, top_k=10, clip_length=4, clip_overlap=2,
+                            cls_threshold=cls_threshold)
     torch.manual_seed(seed)
     return build_model({"model": cfg})
 
 
 def train_base_only(train: dict, vocab_npy: Path, steps: int, batch: int = 2, seed: int = 0, lr: float = 1e-3,
-                    num_frames: int = 3, class_weight: float = 2.0):
+                    num_frames: int = 3, class_weight: float = 2.0, cls_threshold: float = 0.05):
     """Train on base colours only: novel tracks dropped, vocabulary = the base rows."""
     ds = YTVISClipDataset(train["gt"], train["img_root"], num_frames=num_frames, frame_range=2, base_only=True,
                           augmentation=ClipAugmentation(min_sizes=[64], max_size=100, flip_prob=0.5))
     full = load_text_vocab(vocab_npy)
     base_ids = sorted(ds.category_map, key=ds.category_map.__getitem__)  # contiguous base index -> category id
     rows = [full.ids.index(cid) for cid in base_ids]
-    model, criterion, post = build_text_model(vocab_npy, seed, class_weight)
+    model, criterion, post = build_text_model(vocab_npy, seed, class_weight, cls_threshold)
     model.set_vocabulary(full.embeddings[rows], "base vocabulary")
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
     rng = np.random.default_rng(seed)
@@ -143,13 +144,13 @@ def random_head(model, seed: int):
 
 def run(root: Path, steps: int, train_videos: int, val_videos: int, random_seeds: int = 3, seed: int = 0,
         novel_in_train: bool = False, lr: float = 1e-3, num_frames: int = 3, sigma: float = 60.0,
-        class_weight: float = 2.0) -> dict:
+        class_weight: float = 2.0, cls_threshold: float = 0.05) -> dict:
     torch.manual_seed(seed)
     train, val = make_sets(root, train_videos, val_videos, novel_in_train=novel_in_train)
     vocab = colour_text_vocab(root, sigma=sigma)
     t0 = time.perf_counter()
     model, post, info = train_base_only(train, vocab, steps, seed=seed, lr=lr, num_frames=num_frames,
-                                        class_weight=class_weight)
+                                        class_weight=class_weight, cls_threshold=cls_threshold)
     train_s = time.perf_counter() - t0
     trained = evaluate_full_vocab(model, post, val, vocab)
     randoms = [evaluate_full_vocab(random_head(model, s), post, val, vocab) for s in range(random_seeds)]
@@ -168,6 +169,7 @@ def main() -> None:
     ap.add_argument("--class_weight", type=float, default=4.0, help="class loss weight and matching cost")
     ap.add_argument("--sigma", type=float, default=30.0, help="hue width (degrees) of the colour text embeddings")
     ap.add_argument("--frames", type=int, default=1, help="frames per training clip")
+    ap.add_argument("--cls_threshold", type=float, default=0.05, help="model.inference.cls_threshold at evaluation")
     ap.add_argument("--novel_in_train", action="store_true",
                     help="novel-colour objects appear in the training videos (unlabelled: trained as background)")
     ap.add_argument("--out", default=None, help="work folder (default: a temporary one)")
@@ -178,7 +180,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)
         r = run(root, args.steps, args.train_videos, args.val_videos, args.random_seeds, args.seed,
-                args.novel_in_train, args.lr, args.frames, args.sigma, args.class_weight)
+                args.novel_in_train, args.lr, args.frames, args.sigma, args.class_weight, args.cls_threshold)
     print(f"colour stand-in, seqformer_tiny text head, trained {args.steps} steps x 2 clips x {args.frames} frames "
           f"(64 px, lr {args.lr:g}, class weight {args.class_weight:g}, colour embedding sigma {args.sigma:g} deg) "
           f"on {args.train_videos} videos, base colours {', '.join(PALETTE[i] for i in (0, 2, 4))} only "
