@@ -76,3 +76,18 @@ def test_nothing_found_gives_no_tubes():
     frames, _ = video_frames(num_frames=5)
     res, ids = _run(_engine(prompt_map={"purple thing": "box"}), frames)
     assert res.tubes == [] and not ids.any()
+
+
+def test_tube_masks_are_held_as_rle():
+    from wsovvis.pseudo.owlv2_sam2 import RleMasks
+
+    m = RleMasks({3: np.eye(5, dtype=bool)})
+    m[7] = np.zeros((5, 5), bool)
+    assert sorted(m) == [3, 7] and m.get(4) is None and len(m) == 2
+    np.testing.assert_array_equal(m[3], np.eye(5, dtype=bool))
+    assert m[3].dtype == bool
+    del m[7]
+    assert list(m) == [3]
+    frames, _ = video_frames(num_frames=6)
+    res, _ = _run(_engine(), frames)
+    assert res.tubes and all(isinstance(tb.masks, RleMasks) for tb in res.tubes)

@@ -17,7 +17,8 @@ Per video, with key frames every ``key_every`` frames (and the first):
 5. a track whose mask SAM2 loses (empty) ends there (it may be revived later).
 
 Memory stays bounded on long videos: each SAM2 session holds at most ``key_every + 1`` frames
-(frames stay on the CPU; `wsovvis.autolabel.models.Sam2VideoTracker`). A track's category is the
+(frames stay on the CPU; `wsovvis.autolabel.models.Sam2VideoTracker`), and tube masks are held as
+compressed RLE (`RleMasks`). A track's category is the
 class with the largest summed detection score over its key frames; its score is the mean of those
 detection scores. Tubes carry ``category_id`` / ``category_name`` (written to ``tracks.json`` by
 the runner).
@@ -25,6 +26,7 @@ the runner).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +35,7 @@ from scipy.optimize import linear_sum_assignment
 from wsovvis.autolabel.images import AutolabelParams, filter_detections
 from wsovvis.autolabel.models import Detector, VideoSegmenter
 from wsovvis.autolabel.prompts import PromptSet
+from wsovvis.data import rle as rle_utils
 from wsovvis.pseudo.cleanup import Tube, resolve_overlaps
 from wsovvis.pseudo.frames import Video
 from wsovvis.pseudo.linking import mask_iou_matrix
@@ -44,10 +47,38 @@ log = get_logger(__name__)
 _DET_BASE = 1_000_000  # session object ids of this key frame's detections (tracks keep ids below)
 
 
+class RleMasks(MutableMapping):
+    """frame index -> bool mask ``[h, w]``, held as compressed RLE (decoded on access).
+
+    A tube's masks over a long video would otherwise take ``frames x h x w`` bytes each (a
+    1,000-frame 480p video with 20 tracks: ~8 GB); RLE keeps them at a few hundred bytes a frame.
+    """
+
+    def __init__(self, items: dict[int, np.ndarray] | None = None):
+        self._rle: dict[int, dict] = {}
+        for t, m in (items or {}).items():
+            self[t] = m
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        return rle_utils.decode(self._rle[t])
+
+    def __setitem__(self, t: int, mask: np.ndarray) -> None:
+        self._rle[t] = rle_utils.encode(np.asarray(mask, dtype=bool))
+
+    def __delitem__(self, t: int) -> None:
+        del self._rle[t]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._rle)
+
+    def __len__(self) -> int:
+        return len(self._rle)
+
+
 @dataclass
 class _Track:
     tid: int
-    masks: dict[int, np.ndarray] = field(default_factory=dict)
+    masks: RleMasks = field(default_factory=RleMasks)
     det_scores: list[float] = field(default_factory=list)
     votes: dict[int, float] = field(default_factory=dict)
     alive: bool = True
@@ -182,7 +213,7 @@ class Owlv2Sam2Engine:
             if len(tr.masks) < self.min_len:
                 continue
             score = float(np.mean(tr.det_scores))
-            tb = Tube(masks=dict(tr.masks), scores=dict.fromkeys(tr.masks, score), embedding=np.zeros(1, np.float32),
+            tb = Tube(masks=tr.masks, scores=dict.fromkeys(tr.masks, score), embedding=np.zeros(1, np.float32),
                       score=score)
             tb.category_id = tr.category
             tb.category_name = names[tr.category]
