@@ -91,3 +91,21 @@ def test_tube_masks_are_held_as_rle():
     frames, _ = video_frames(num_frames=6)
     res, _ = _run(_engine(), frames)
     assert res.tubes and all(isinstance(tb.masks, RleMasks) for tb in res.tubes)
+
+
+def test_each_object_tracked_once_per_segment():
+    calls = []
+
+    class Counting(ColourVideoTracker):
+        def propagate(self, frames, prompts):
+            calls.append((len(frames), len(prompts)))
+            return super().propagate(frames, prompts)
+
+    frames, _ = video_frames()
+    eng = _engine(key_every=4)
+    eng.tracker = Counting()
+    _run(eng, frames)
+    # one-frame calls segment the key frame's detections; longer ones track: never more objects than
+    # are in the scene (red, blue, and green from frame 7), though each key frame re-detects them all
+    assert max(n for t, n in calls if t > 1) <= 3
+    assert sum(1 for t, _ in calls if t == 1) == 4  # key frames 0, 4, 8, 12

@@ -4,12 +4,13 @@ Per video, with key frames every ``key_every`` frames (and the first):
 
 1. detect on the key frame (prompts -> classes, thresholds, NMS as for images:
    `wsovvis.autolabel.images.filter_detections`);
-2. track, in one SAM2 session over the segment from this key frame to the next (inclusive), the
-   objects still tracked (prompted by their mask on the key frame) and the new detections
-   (prompted by their box);
-3. match detections to tracked objects by mask IoU on the key frame (Hungarian, ``match_iou``): a
-   matched detection re-anchors that track with a fresh box and keeps its id; a detection that
-   overlaps a track by at least ``match_iou`` without winning it is a duplicate and dropped;
+2. segment the detections on the key frame (a one-frame SAM2 session) and match them to the
+   tracked objects by mask IoU (Hungarian, ``match_iou``): a matched detection re-anchors that
+   track with its fresh box and keeps its id; a detection that overlaps a track by at least
+   ``match_iou`` without winning it is a duplicate and dropped;
+3. track every object once, in one SAM2 session over the segment from this key frame to the next
+   (inclusive): re-anchored tracks and new objects prompted by their box, tracks not re-detected
+   by their mask on the key frame;
 4. an unmatched detection either revives a track lost in the last ``max_lost`` key frames whose
    last mask it overlaps (IoU >= ``revive_iou``, same class; carries ids through occlusions) or
    starts a new track; both are also tracked backwards (the clip reversed) to the previous key
@@ -148,35 +149,36 @@ class Owlv2Sam2Engine:
             dets, cls = filter_detections(self.detector.detect(frames[kf], list(self.prompts.prompts)),
                                           self.prompts, self.params)
             stats["detections"] += len(dets)
-            session = dict(carry)
-            session.update({_DET_BASE + j: dets.boxes[j] for j in range(len(dets))})
-            out = self.tracker.propagate(frames[kf:end + 1], session) if session else {}
+            # the detections' masks on the key frame (a one-frame session) decide which track each
+            # continues; only then is every object tracked over the segment, once
+            boxes = {_DET_BASE + j: dets.boxes[j] for j in range(len(dets))}
+            first = self.tracker.propagate(frames[kf:kf + 1], boxes) if boxes else {}
+            det_masks = {j: first[_DET_BASE + j][0] for j in range(len(dets)) if first[_DET_BASE + j][0].any()}
+            det_js = list(det_masks)
             by_id = {tr.tid: tr for tr in tracks}
             car_ids = list(carry)
-            det_js = [j for j in range(len(dets)) if out[_DET_BASE + j][0].any()]
-            iou = mask_iou_matrix([carry[c] for c in car_ids], [out[_DET_BASE + j][0] for j in det_js])
+            iou = mask_iou_matrix([carry[c] for c in car_ids], [det_masks[j] for j in det_js])
             assigned: dict[int, int] = {}  # det j -> track id
             if iou.size:
                 rows, cols = linear_sum_assignment(-iou)
                 for r, c in zip(rows, cols):
                     if iou[r, c] >= self.match_iou:
                         assigned[det_js[c]] = car_ids[r]
-            seqs: dict[int, np.ndarray] = {c: out[c] for c in car_ids}
+            prompts: dict[int, np.ndarray] = dict(carry)  # tracks not re-detected continue from their mask
             fresh: list[int] = []
             for c, j in enumerate(det_js):
                 if j in assigned:
                     tid = assigned[j]
-                    seqs[tid] = out[_DET_BASE + j]
+                    prompts[tid] = dets.boxes[j]  # re-anchored on the fresh box
                     by_id[tid].vote(int(cls[j]), float(dets.scores[j]))
                     stats["matched"] += 1
                     continue
                 if iou.size and iou[:, c].max() >= self.match_iou:
                     stats["duplicates"] += 1
                     continue
-                m0 = out[_DET_BASE + j][0]
                 lost = [tr for tr in tracks if not tr.alive and i - tr.lost_key <= self.max_lost
-                        and tr.category == int(cls[j]) and tr.tid not in seqs]
-                scores = mask_iou_matrix([m0], [tr.last_mask for tr in lost])[0] if lost else np.zeros(0)
+                        and tr.category == int(cls[j]) and tr.tid not in prompts]
+                scores = mask_iou_matrix([det_masks[j]], [tr.last_mask for tr in lost])[0] if lost else np.zeros(0)
                 if len(scores) and scores.max() >= self.revive_iou:
                     tr = lost[int(np.argmax(scores))]
                     tr.alive = True
@@ -186,8 +188,10 @@ class Owlv2Sam2Engine:
                     tracks.append(tr)
                     by_id[tr.tid] = tr
                 tr.vote(int(cls[j]), float(dets.scores[j]))
-                seqs[tr.tid] = out[_DET_BASE + j]
+                prompts[tr.tid] = dets.boxes[j]
                 fresh.append(tr.tid)
+            out = self.tracker.propagate(frames[kf:end + 1], prompts) if prompts else {}
+            seqs: dict[int, np.ndarray] = {tid: out[tid] for tid in prompts}
             if fresh and i > 0:
                 # backwards from this key frame to the previous one, for objects that entered in between
                 prev = keys[i - 1]
