@@ -253,13 +253,13 @@ def check_input_paths(cfg) -> None:
     need = []
     if not cfg.eval_only:
         need += [("data.train_json", d.train_json, "file"), ("data.train_img_root", d.train_img_root, "dir")]
+        need = image_input_paths(d, need)  # data.images: its files too; images only: no videos needed
     if cfg.eval_only or cfg.eval.at_end or cfg.eval.period > 0:
         if d.val_json or cfg.eval_only:
             need += [("data.val_json", d.val_json, "file"), ("data.val_img_root", d.val_img_root, "dir")]
     if cfg.model.weights:
         need.append(("model.weights", cfg.model.weights, "file"))
     for key, value, kind in need:
-        need = image_input_paths(d, need)  # data.images: its files too; images only: no videos needed
         if not value:
             raise WsovvisError(f"config: {key} is not set")
         p = Path(value)
