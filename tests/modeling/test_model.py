@@ -164,13 +164,15 @@ def test_r50_exported_with_vnext_keys_matches_reference_table():
     assert non_bb - non_bb_unique == 6 * (2 * (256 * 256 + 256) + 4 * 256 + 4)  # the aliased box heads
 
 
-CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+ALL_CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+CONFIGS = [n for n in ALL_CONFIGS if model_cfg(n)["name"] == "seqformer"]
+MASKRCNN_CONFIGS = [n for n in ALL_CONFIGS if n not in CONFIGS]
 
 
 def test_every_backbone_is_run_somewhere():
     from tests.modeling.test_backbones import BUILT_BY_CONFIG_TEST
 
-    by_config = {model_cfg(name)["backbone"]["name"] for name in CONFIGS}
+    by_config = {model_cfg(name)["backbone"]["name"] for name in ALL_CONFIGS}
     assert BUILT_BY_CONFIG_TEST <= by_config
     assert set(CONFIGS) >= {
         "seqformer_r50", "seqformer_tiny", *(f"seqformer_dinov2_vit{s}14" for s in "sblg")
@@ -193,3 +195,27 @@ def test_every_config_builds_and_runs(name):
     assert all(p["masks"].shape == (T, 30, 32) and p["masks"].dtype == torch.bool for p in preds)
     assert len(model.transformer.encoder.layers) == cfg["transformer"]["enc_layers"]
     assert len(criterion.weight_dict) == 5 * cfg["transformer"]["dec_layers"]
+
+
+def test_every_config_file_is_tested():
+    assert MASKRCNN_CONFIGS == ["maskrcnn_r50", "maskrcnn_r50_v2"], "a new model family needs its own config test"
+
+
+@pytest.mark.parametrize("name", MASKRCNN_CONFIGS)
+def test_every_maskrcnn_config_builds_and_detects(name):
+    """The shipped R50-FPN configs as they are (full-size network), run at a small test size on CPU."""
+    from wsovvis.modeling import build_model
+
+    cfg = model_cfg(name, **{"inference.test_size": 64, "inference.max_size": 64})
+    torch.manual_seed(0)
+    model, criterion, post = build_model({"model": cfg})
+    n_params = sum(p.numel() for p in model.parameters())
+    assert 40e6 < n_params < 50e6, n_params  # R50-FPN Mask R-CNN: ~44-46 M parameters
+    assert criterion.weight_dict and hasattr(post, "predict_video")
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 2, 3, 64, 64) * 255, torch.tensor([[60, 64]]))
+    assert len(out) == 2  # one torchvision detection dict per frame, in the frame's valid (60 x 64) size
+    for det in out:
+        n = det["boxes"].shape[0]
+        assert det["boxes"].shape == (n, 4) and det["scores"].shape == (n,) and det["masks"].shape[1:] == (1, 60, 64)
