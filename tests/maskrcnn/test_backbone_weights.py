@@ -72,3 +72,23 @@ def test_training_keeps_the_augmented_size_inference_resizes():
     assert tr.resize(x)[0].shape[-2:] == (40, 60)  # multi-scale sizes come from input.min_size_train
     tr.eval()
     assert tr.resize(x)[0].shape[-2:] == (64, 96)
+
+
+def test_a_pickle_that_runs_code_is_refused_unless_trusted(tmp_path, r50_state):
+    """model.trust_pickle reaches Mask R-CNN's backbone loader: refused by default, loaded when trusted."""
+    from tests.reliability.helpers import MarkerPayload
+
+    marker = tmp_path / "ran"
+    d2 = {torchvision_to_d2(k): v.numpy() for k, v in r50_state.items()
+          if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}
+    with open(tmp_path / "R-50.pkl", "wb") as f:
+        pickle.dump({"model": d2, "extra": MarkerPayload(marker)}, f)
+    cfg = tiny_cfg(**{"backbone.name": "resnet50", "backbone.weights": str(tmp_path / "R-50.pkl"),
+                      "maskrcnn.fpn_channels": 256})
+    with pytest.raises(WsovvisError, match=r"R-50\.pkl.*(system|refus)") as e:
+        build_model({"model": cfg})
+    assert "trust_pickle" in str(e.value)
+    assert not marker.exists()
+    model, _, _ = build_model({"model": {**cfg, "trust_pickle": True}})
+    assert marker.exists()  # the opt-in really reads the file fully, payload included
+    _check_loaded(model.detector.backbone, r50_state)

@@ -24,7 +24,8 @@ from wsovvis.utils.logging import get_logger
 log = get_logger(__name__)
 
 
-def resnet50_fpn(weights: str | None, freeze_at: int, out_channels: int, fpn_norm: bool) -> nn.Module:
+def resnet50_fpn(weights: str | None, freeze_at: int, out_channels: int, fpn_norm: bool,
+                 trust_pickle: bool = False) -> nn.Module:
     """ResNet-50 + FPN. With ``weights`` (torchvision ``.pth``, detectron2 ``R-50.pkl`` or DINO ResNet-50
     ``.pth``, read by `wsovvis.modeling.backbone.weights`) the trunk's batch norms are frozen
     (`FrozenBatchNorm2d`) and stages below ``freeze_at`` (detectron2 numbering) do not train; without
@@ -35,7 +36,7 @@ def resnet50_fpn(weights: str | None, freeze_at: int, out_channels: int, fpn_nor
     body = torchvision.models.resnet50(weights=None, norm_layer=FrozenBatchNorm2d if pretrained else nn.BatchNorm2d)
     body.fc = nn.Identity()  # classification head: not part of any backbone file we read
     if pretrained:
-        load_resnet_weights(body, weights)
+        load_resnet_weights(body, weights, trust_pickle)
     trainable = 5 - freeze_at if pretrained else 5
     fpn = _resnet_fpn_extractor(body, trainable, norm_layer=nn.BatchNorm2d if fpn_norm else None)
     if out_channels != fpn.out_channels:
@@ -47,12 +48,13 @@ def resnet50_fpn(weights: str | None, freeze_at: int, out_channels: int, fpn_nor
 class TinyFPN(nn.Module):
     """`TinyCNN` (res2..res5, strides 4..32) + FPN + max-pool level: a CPU-sized Mask R-CNN backbone."""
 
-    def __init__(self, width: int, out_channels: int, fpn_norm: bool, weights: str | None = None) -> None:
+    def __init__(self, width: int, out_channels: int, fpn_norm: bool, weights: str | None = None,
+                 trust_pickle: bool = False) -> None:
         super().__init__()
         self.body = TinyCNN(width=width, return_res2=True)
         if weights:
             try:
-                self.body.load_state_dict(load_state_dict_file(weights, "tiny_cnn backbone weights"))
+                self.body.load_state_dict(load_state_dict_file(weights, "tiny_cnn backbone weights", trust_pickle))
             except RuntimeError as e:
                 raise WsovvisError(f"{weights}: does not fit tiny_cnn(width={width}): {e}") from e
         chans = [self.body.out_channels[n] for n in ("res2", "res3", "res4", "res5")]
@@ -70,9 +72,10 @@ class TinyFPN(nn.Module):
 
 
 def build_fpn_backbone(name: str, weights: str | None, freeze_at: int, width: int, out_channels: int,
-                       fpn_norm: bool) -> nn.Module:
+                       fpn_norm: bool, trust_pickle: bool = False) -> nn.Module:
+    """``trust_pickle`` (``model.trust_pickle``): read a legacy weights pickle fully (it can run code)."""
     if name == "resnet50":
-        return resnet50_fpn(weights, freeze_at, out_channels, fpn_norm)
+        return resnet50_fpn(weights, freeze_at, out_channels, fpn_norm, trust_pickle)
     if name == "tiny_cnn":
-        return TinyFPN(width, out_channels, fpn_norm, weights)
+        return TinyFPN(width, out_channels, fpn_norm, weights, trust_pickle)
     raise WsovvisError(f"model.backbone.name: Mask R-CNN supports 'resnet50' and 'tiny_cnn', got {name!r}")

@@ -42,7 +42,8 @@ def _check(mc: ModelConfig) -> None:
 def _build(mc: ModelConfig, v2: bool):
     _check(mc)
     r, b, ic = mc.maskrcnn, mc.backbone, mc.inference
-    backbone = build_fpn_backbone(b.name, b.weights, b.freeze_at, b.width, r.fpn_channels, fpn_norm=v2)
+    backbone = build_fpn_backbone(b.name, b.weights, b.freeze_at, b.width, r.fpn_channels, fpn_norm=v2,
+                                  trust_pickle=mc.trust_pickle)
     c = backbone.out_channels
     anchors = AnchorGenerator(tuple((s,) for s in r.anchor_sizes), ((0.5, 1.0, 2.0),) * 5)
     k = mc.num_classes + 1  # + background
@@ -76,7 +77,7 @@ def _build(mc: ModelConfig, v2: bool):
     det.transform = ClipTransform(ic.test_size, ic.max_size, list(mc.pixel_mean), list(mc.pixel_std))
     model = VideoMaskRCNN(det)
     if mc.weights:
-        sd = load_state_dict_file(mc.weights, "Mask R-CNN checkpoint")
+        sd = load_state_dict_file(mc.weights, "Mask R-CNN checkpoint", trust_pickle=mc.trust_pickle)
         try:
             model.load_state_dict(sd)
         except RuntimeError as e:
