@@ -219,11 +219,11 @@ def link_clip(dets: dict[int, list[Detection]], flow: np.ndarray, num_frames: in
         first, last = min(own), max(own)
         masks = {t: d.mask for t, d in own.items()}
         filled = set()
-        for t in range(max(0, first - p.extend), min(num_frames - 1, last + p.extend) + 1):
-            if t in own:
-                continue
-            src = min(own, key=lambda f: (abs(f - t), f))
-            masks[t] = propagate(own[src].mask, src, t, flow, grid)
+        todo = [t for t in range(max(0, first - p.extend), min(num_frames - 1, last + p.extend) + 1) if t not in own]
+        src = {t: min(own, key=lambda f: (abs(f - t), f)) for t in todo}
+        # Nearest frames first: each filled frame is one flow step from a neighbour already known.
+        for t in sorted(todo, key=lambda t: abs(t - src[t])):
+            masks[t] = push(masks[t - 1], flow[t - 1], grid) if src[t] < t else pull(masks[t + 1], flow[t], grid)
             filled.add(t)
         masks = {t: m for t, m in masks.items() if m.any()}
         emb = np.mean([d.embedding for d in own.values()], axis=0)

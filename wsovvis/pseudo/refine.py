@@ -107,16 +107,26 @@ def fill_moving_holes(mask: np.ndarray, flow: np.ndarray | None, tol_px: float) 
     part of the object the cut missed (a cow's white patch); one that moves otherwise is
     background seen through the object and stays out. Without flow every hole is filled.
     """
-    filled = ndimage.binary_fill_holes(mask)
-    holes = filled & ~mask
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return mask
+    # Holes lie inside the bounding box (a region touching its edge is open in the frame too).
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    sub = mask[box]
+    holes = ndimage.binary_fill_holes(sub) & ~sub
     if not holes.any():
         return mask
+    out = mask.copy()
     if flow is None:
-        return filled
+        out[box] |= holes
+        return out
     lab, n = ndimage.label(holes)
-    obj = flow[mask].mean(axis=0)
+    fl = flow[box]
+    obj = fl[sub].mean(axis=0)
     idx = np.arange(1, n + 1)
-    fx = np.asarray(ndimage.mean(flow[..., 0], lab, idx))
-    fy = np.asarray(ndimage.mean(flow[..., 1], lab, idx))
+    fx = np.asarray(ndimage.mean(fl[..., 0], lab, idx))
+    fy = np.asarray(ndimage.mean(fl[..., 1], lab, idx))
     keep = idx[np.hypot(fx - obj[0], fy - obj[1]) <= tol_px]
-    return mask | np.isin(lab, keep) if len(keep) else mask
+    if len(keep):
+        out[box] |= np.isin(lab, keep)
+    return out
