@@ -8,7 +8,13 @@ on the BASE colours only (novel tracks dropped from the targets, base-only vocab
 evaluated on held-out videos with the FULL vocabulary swapped in (no retraining): LV-VIS AP / APb / APn.
 
 Baseline (same run): the trained model with its text projection re-initialised at random
-("random head": the same masks, chance-level naming), best of several seeds.
+("random head": the same masks, chance-level naming), several seeds.
+
+The settings (1-frame clips, class weight 4, colour embeddings 30 deg wide) were chosen by trying
+about ten variants against held-out videos of seed 12; the default held-out set (seed 99) was not
+used for that. Measured (2-core shared CPU): seed 99, 600 steps, 24 training / 24 held-out videos:
+AP 13.2, APb 17.6, APn 8.7; random heads APn 2.1 / 2.1 / 4.2 / 0.0 / 7.1. With novel objects present
+but unlabelled in the training videos (``--novel_in_train``) APn is 0.0: they are learned as background.
 
     .venv/bin/python bench/ov_transfer.py [--steps 600] [--train_videos 24] [--val_videos 24]
 """
@@ -54,7 +60,7 @@ BASE = tuple(c["name"] for c in colour_categories() if c["partition"] in (0, 1))
 
 
 def make_sets(root: Path, train_videos: int, val_videos: int, frames: int = 4,
-              novel_in_train: bool = False) -> tuple[dict, dict]:
+              novel_in_train: bool = False, val_seed: int = 12) -> tuple[dict, dict]:
     """Training videos (base colours only unless ``novel_in_train``: then novel objects appear and are
     dropped from the targets, i.e. trained as background) and held-out videos of all six colours.
     Both JSONs carry the full six-category list with LV-VIS partitions (ids = `PALETTE` order)."""
@@ -67,7 +73,7 @@ def make_sets(root: Path, train_videos: int, val_videos: int, frames: int = 4,
             a["category_id"] = PALETTE.index(names[a["category_id"] - 1]) + 1
         gt["categories"] = colour_categories()
         ytvis.write(gt, train["gt"])
-    val = make_colour_videos(root / "val", num_videos=val_videos, num_frames=frames, objects=3, seed=12)
+    val = make_colour_videos(root / "val", num_videos=val_videos, num_frames=frames, objects=3, seed=val_seed)
     return train, val
 
 
@@ -144,9 +150,9 @@ def random_head(model, seed: int):
 
 def run(root: Path, steps: int, train_videos: int, val_videos: int, random_seeds: int = 3, seed: int = 0,
         novel_in_train: bool = False, lr: float = 1e-3, num_frames: int = 3, sigma: float = 60.0,
-        class_weight: float = 2.0, cls_threshold: float = 0.05) -> dict:
+        class_weight: float = 2.0, cls_threshold: float = 0.05, val_seed: int = 12) -> dict:
     torch.manual_seed(seed)
-    train, val = make_sets(root, train_videos, val_videos, novel_in_train=novel_in_train)
+    train, val = make_sets(root, train_videos, val_videos, novel_in_train=novel_in_train, val_seed=val_seed)
     vocab = colour_text_vocab(root, sigma=sigma)
     t0 = time.perf_counter()
     model, post, info = train_base_only(train, vocab, steps, seed=seed, lr=lr, num_frames=num_frames,
@@ -164,6 +170,8 @@ def main() -> None:
     ap.add_argument("--val_videos", type=int, default=24)
     ap.add_argument("--random_seeds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--val_seed", type=int, default=99,
+                    help="seed of the held-out videos (99: untouched; 12: the set the settings were chosen on)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--class_weight", type=float, default=4.0, help="class loss weight and matching cost")
@@ -180,13 +188,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)
         r = run(root, args.steps, args.train_videos, args.val_videos, args.random_seeds, args.seed,
-                args.novel_in_train, args.lr, args.frames, args.sigma, args.class_weight, args.cls_threshold)
+                args.novel_in_train, args.lr, args.frames, args.sigma, args.class_weight, args.cls_threshold,
+                args.val_seed)
     print(f"colour stand-in, seqformer_tiny text head, trained {args.steps} steps x 2 clips x {args.frames} frames "
           f"(64 px, lr {args.lr:g}, class weight {args.class_weight:g}, colour embedding sigma {args.sigma:g} deg) "
           f"on {args.train_videos} videos, base colours {', '.join(PALETTE[i] for i in (0, 2, 4))} only "
           f"({r['dropped_novel']} novel tracks dropped), {r['train_s']:.0f} s; loss {r['loss_first']:.2f} -> "
           f"{r['loss_last']:.2f}")
-    print(f"held-out: {args.val_videos} other videos, full vocabulary of {len(PALETTE)} colours (LV-VIS evaluator)")
+    print(f"held-out: {args.val_videos} other videos (seed {args.val_seed}), full vocabulary of {len(PALETTE)} "
+          "colours (LV-VIS evaluator)")
     print(f"{'head':<16} {'AP':>6} {'APb':>6} {'APn':>6}")
     t = r["trained"]
     print(f"{'trained':<16} {100 * t['AP']:6.1f} {100 * t['APb']:6.1f} {100 * t['APn']:6.1f}")
