@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 
 from wsovvis.evaluation.evaluator import evaluate_full
@@ -40,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # A one-shot command over millions of parsed JSON objects that hold no cycles: cycle collections would only
+    # traverse them again and again (about 0.1 s each on a 70 MiB input); memory is freed by reference counting.
+    gc.disable()
     res = evaluate_full(args.gt, args.results, flavor=args.flavor, class_agnostic=args.class_agnostic,
                         lenient=args.lenient, allow_drops=args.allow_drops)
     metrics = res.metrics()
