@@ -305,52 +305,47 @@ def _from_pretrained(cls, path: Path, flag: str, device: str, dtype):
     return model.to(device).eval()
 
 
-def load_detector(path: str | os.PathLike, device: str | None = None) -> Detector:
-    """``--detector``: an OWLv2 ``save_pretrained`` folder, or ``standin:colour``."""
+def _load_model(path: str | os.PathLike, device: str | None, flag: str, types, standin, cls_name: str, wrap,
+                what: str):
+    """``standin:<name>`` -> ``standin(name)``; else the ``transformers`` class ``cls_name`` and its processor from
+    a ``save_pretrained`` folder whose model type is one of ``types``, wrapped as ``wrap(model, processor, dev,
+    dtype)``. Errors name ``flag``."""
     spec = str(path)
     if spec.startswith(STANDIN_PREFIX):
-        from wsovvis.autolabel.standins import standin_detector
-
-        return standin_detector(spec[len(STANDIN_PREFIX):])
-    model_type(path, "--detector", DETECTOR_TYPES)
-    from transformers import Owlv2ForObjectDetection
+        return standin(spec[len(STANDIN_PREFIX):])
+    model_type(path, flag, types)
+    import transformers
 
     dev, dtype = device_and_dtype(device)
-    processor = _load_processor(Path(path), "--detector")
-    model = _from_pretrained(Owlv2ForObjectDetection, Path(path), "--detector", dev, dtype)
-    log.info("detector: OWLv2 from %s on %s (%s)", path, dev, dtype)
-    return Owlv2Detector(model, processor, dev, dtype)
+    processor = _load_processor(Path(path), flag)
+    model = _from_pretrained(getattr(transformers, cls_name), Path(path), flag, dev, dtype)
+    log.info("%s: %s from %s on %s (%s)", what, cls_name, path, dev, dtype)
+    return wrap(model, processor, dev, dtype)
+
+
+def _standin(name: str):
+    """The stand-in factory ``name`` of `wsovvis.autolabel.standins` (imported on use)."""
+    def make(spec: str):
+        from wsovvis.autolabel import standins
+
+        return getattr(standins, name)(spec)
+
+    return make
+
+
+def load_detector(path: str | os.PathLike, device: str | None = None) -> Detector:
+    """``--detector``: an OWLv2 ``save_pretrained`` folder, or ``standin:colour``."""
+    return _load_model(path, device, "--detector", DETECTOR_TYPES, _standin("standin_detector"),
+                       "Owlv2ForObjectDetection", Owlv2Detector, "detector")
 
 
 def load_segmenter(path: str | os.PathLike, device: str | None = None) -> Segmenter:
     """``--segmenter``: a SAM2 ``save_pretrained`` folder (``sam2`` or ``sam2_video``), or ``standin:colour``."""
-    spec = str(path)
-    if spec.startswith(STANDIN_PREFIX):
-        from wsovvis.autolabel.standins import standin_segmenter
-
-        return standin_segmenter(spec[len(STANDIN_PREFIX):])
-    model_type(path, "--segmenter", SEGMENTER_TYPES)
-    from transformers import Sam2Model
-
-    dev, dtype = device_and_dtype(device)
-    processor = _load_processor(Path(path), "--segmenter")
-    model = _from_pretrained(Sam2Model, Path(path), "--segmenter", dev, dtype)
-    log.info("segmenter: SAM2 from %s on %s (%s)", path, dev, dtype)
-    return Sam2Segmenter(model, processor, dev, dtype)
+    return _load_model(path, device, "--segmenter", SEGMENTER_TYPES, _standin("standin_segmenter"), "Sam2Model",
+                       Sam2Segmenter, "segmenter")
 
 
 def load_video_segmenter(path: str | os.PathLike, device: str | None = None) -> VideoSegmenter:
     """``--segmenter`` for videos: a ``sam2_video`` ``save_pretrained`` folder, or ``standin:colour``."""
-    spec = str(path)
-    if spec.startswith(STANDIN_PREFIX):
-        from wsovvis.autolabel.standins import standin_video_segmenter
-
-        return standin_video_segmenter(spec[len(STANDIN_PREFIX):])
-    model_type(path, "--segmenter", VIDEO_SEGMENTER_TYPES)
-    from transformers import Sam2VideoModel
-
-    dev, dtype = device_and_dtype(device)
-    processor = _load_processor(Path(path), "--segmenter")
-    model = _from_pretrained(Sam2VideoModel, Path(path), "--segmenter", dev, dtype)
-    log.info("video segmenter: SAM2 video from %s on %s (%s)", path, dev, dtype)
-    return Sam2VideoTracker(model, processor, dev, dtype)
+    return _load_model(path, device, "--segmenter", VIDEO_SEGMENTER_TYPES, _standin("standin_video_segmenter"),
+                       "Sam2VideoModel", Sam2VideoTracker, "video segmenter")

@@ -24,7 +24,15 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from wsovvis.data import rle as rle_utils
-from wsovvis.data.ytvis import Problem, _is_int, _is_num, format_problems, validate_structure, video_length
+from wsovvis.data.ytvis_schema import (
+    Problem,
+    _is_int,
+    _is_num,
+    check_size,
+    format_problems,
+    validate_structure,
+    video_length,
+)
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.io import atomic_write_json, read_json
 from wsovvis.utils.logging import get_logger
@@ -121,11 +129,7 @@ def segmentation_to_rle(seg: Any, height: int, width: int, *, where: str = "segm
 
 def _check_image(i: int, im: dict, problems: list[Problem]) -> None:
     p = f"images[{i}]"
-    for key in ("height", "width"):
-        if key not in im:
-            problems.append(Problem(p, f"missing required key '{key}'"))
-        elif not _is_int(im[key]) or im[key] <= 0:
-            problems.append(Problem(f"{p}.{key}", f"must be a positive integer, got {im[key]!r}"))
+    check_size(p, im, problems)
     if not isinstance(im.get("file_name"), str):
         problems.append(Problem(p, "missing required string 'file_name'"))
 

@@ -64,13 +64,18 @@ def _check_ids(items: list, kind: str, problems: list[Problem]) -> dict[int, int
     return index
 
 
+def check_size(p: str, item: dict, problems: list[Problem]) -> None:
+    """``height`` and ``width`` of a video or an image (``p`` its JSON path): present, positive integers."""
+    for key in ("height", "width"):
+        if key not in item:
+            problems.append(Problem(p, f"missing required key '{key}'"))
+        elif not _is_int(item[key]) or item[key] <= 0:
+            problems.append(Problem(f"{p}.{key}", f"must be a positive integer, got {item[key]!r}"))
+
+
 def _check_video(i: int, v: dict, problems: list[Problem]) -> None:
     p = f"videos[{i}]"
-    for key in ("height", "width"):
-        if key not in v:
-            problems.append(Problem(p, f"missing required key '{key}'"))
-        elif not _is_int(v[key]) or v[key] <= 0:
-            problems.append(Problem(f"{p}.{key}", f"must be a positive integer, got {v[key]!r}"))
+    check_size(p, v, problems)
     names = v.get("file_names")
     if names is None:
         problems.append(Problem(p, "missing required key 'file_names'"))
