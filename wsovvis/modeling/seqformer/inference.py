@@ -214,18 +214,27 @@ def predict_video(
         model.train(was_training)
 
 
-def _read_all(frames: Iterable, size_of) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
-    """Every frame resized -> ``[T, 3, h, w]`` float 0..255, the original and the resized size."""
-    clip, orig, size = [], None, None
+def _rgb_frames(frames: Iterable):
+    """``(index, array)`` of each frame, lazily; the first must be ``[H, W, 3]`` and every later one its size."""
+    orig = None
     for i, frame in enumerate(frames):
         arr = np.asarray(frame)
         if orig is None:
             if arr.ndim != 3:
                 raise WsovvisError(f"frame 0: expected an RGB array [H, W, 3], got shape {arr.shape}")
             orig = arr.shape[:2]
-            size = size_of(*orig)
         elif arr.shape[:2] != orig:
             raise WsovvisError(f"frame {i}: size {arr.shape[:2]} differs from the first frame's {orig}")
+        yield i, arr
+
+
+def _read_all(frames: Iterable, size_of) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+    """Every frame resized -> ``[T, 3, h, w]`` float 0..255, the original and the resized size."""
+    clip, orig, size = [], None, None
+    for i, arr in _rgb_frames(frames):
+        if orig is None:
+            orig = arr.shape[:2]
+            size = size_of(*orig)
         clip.append(prepare_frame(arr, size, i))
     if orig is None:
         raise WsovvisError("predict_video: the video has no frames")
@@ -299,16 +308,11 @@ def _predict(model, p, frames, test_size, max_size, clip_length, clip_overlap, t
         probs, idx = p.select(outputs, 0, top_k)
         stitcher.add_clip(start, probs, p.clip_mask_logits(outputs, 0, idx))
 
-    for i, frame in enumerate(frames):
-        arr = np.asarray(frame)
+    for i, arr in _rgb_frames(frames):
         if orig is None:
-            if arr.ndim != 3:
-                raise WsovvisError(f"frame 0: expected an RGB array [H, W, 3], got shape {arr.shape}")
             orig = arr.shape[:2]
             size = resized_shape(*orig, test_size, max_size)
             stitcher = ClipStitcher(p, size, orig, max_tracks, p.match_threshold)
-        elif arr.shape[:2] != orig:
-            raise WsovvisError(f"frame {i}: size {arr.shape[:2]} differs from the first frame's {orig}")
         buffer.append(prepare_frame(arr, size, i))
         count = i + 1
         if count == next_start + clip_length:
