@@ -161,3 +161,15 @@ def test_touching_dissimilar_objects_on_one_side_of_the_cut_come_out_separately(
 
     merged = cut_mod._component(np.pad(np.ones((8, 16), bool), ((4, 4), (6, 6))), None, sal)
     assert merged.sum() == 128
+
+
+def test_a_frame_without_cluster_structure_gives_no_cut():
+    """All patches alike: every pair is an edge, lambda_2 = 1 and the second eigenvector is an arbitrary vector of
+    a degenerate eigenspace (it used to decide masks by floating-point noise, differing from run to run)."""
+    from wsovvis.pseudo.cut import CutParams, cut_frame
+
+    rng = np.random.default_rng(0)
+    feats = np.ones((12, 16, 8)) + 1e-3 * rng.standard_normal((12, 16, 8))  # cos > tau for every pair
+    saliency = np.full((12, 16), 0.9)
+    assert cut_frame(feats, CutParams(fg_rule="saliency"), saliency) == []
+    assert cut_frame(feats, CutParams()) == []

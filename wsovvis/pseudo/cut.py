@@ -170,6 +170,10 @@ def _split(mask: np.ndarray, flat: np.ndarray, params: CutParams, saliency: np.n
     return mask
 
 
+# lambda_2 within this of 1: the graph has no cluster structure left to cut (see `cut_frame`).
+DEGENERATE = 1e-9
+
+
 def cut_frame(feats: np.ndarray, params: CutParams, saliency: np.ndarray | None = None) -> list[PatchMask]:
     """Up to ``params.num_cuts`` disjoint object masks of one frame.
 
@@ -192,6 +196,11 @@ def cut_frame(feats: np.ndarray, params: CutParams, saliency: np.ndarray | None 
             break
         graph = cosine_affinity(flat[idx], params.tau)
         x, lam = second_eigenvector(graph, params.eps)
+        if lam > 1.0 - DEGENERATE:
+            # Every active patch is joined to every other (mu_2 = 0 = mu_3 = ...): there is no second
+            # cluster, and the "second eigenvector" is an arbitrary vector of a degenerate eigenspace
+            # that floating-point noise picks (outputs then changed from run to run).
+            break
         fg, seed = bipartition(x, active, params.fg_rule, saliency)
         mask = _component(fg, seed, saliency, _label_through_edges(fg, idx, graph))
         mask = _split(mask, flat, params, saliency, seed)
