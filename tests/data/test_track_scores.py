@@ -162,3 +162,23 @@ def test_demo_layout_keeps_working_when_a_pseudo_output_has_no_sidecar(tmp_path)
     track_sidecar.write_sidecar(masks / "v1", "v1", [{"id": 1, "score": 0.4}])
     data = read_json(convert_mod.convert(masks, img, tmp_path / "x.json", min_masks=1, progress=False)["out_json"])
     assert [a.get("score") for a in data["annotations"]] == [0.4, None]
+
+
+def test_tube_categories_match_the_gt_by_name_not_by_id(synthetic_data):
+    gt = read_json(synthetic_data.gt_json)
+    tubes = json.loads(json.dumps(gt))
+    for a in tubes["annotations"]:
+        a["score"] = 0.9
+    # same ids, other names: an id match would score them as the GT classes
+    tubes["categories"] = [dict(c, name=f"other_{c['id']}") for c in tubes["categories"]]
+    with pytest.raises(WsovvisError, match=r"have a category that is not in the GT.*--allow_drops"):
+        evaluate(gt, tubes)
+    assert evaluate(gt, tubes, allow_drops=True)["AP"] == 0.0  # all dropped: nothing found
+    assert evaluate(gt, tubes, class_agnostic=True)["AP"] == pytest.approx(1.0)
+    # the right names in another id order map back to the GT ids
+    ids = [c["id"] for c in tubes["categories"]]
+    renumber = dict(zip(ids, ids[::-1]))
+    tubes["categories"] = [dict(c, id=renumber[c["id"]]) for c in gt["categories"]]
+    for a in tubes["annotations"]:
+        a["category_id"] = renumber[a["category_id"]]
+    assert evaluate(gt, tubes)["AP"] == pytest.approx(1.0)

@@ -49,15 +49,23 @@ def tubes_to_results(data: dict, source: str, gt_videos: list[dict], gt_categori
     cat_name = {c.get("id"): str(c.get("name")) for c in data.get("categories") or [] if isinstance(c, dict)}
     any_gt_cat = min(c["id"] for c in gt_categories) if gt_categories else 0
     results, unscored = [], 0
+    foreign: dict[str, int] = {}  # category name -> the negative id its tracks get
     for i, a in enumerate(data["annotations"]):
         if "segmentations" not in a or "video_id" not in a:
             raise WsovvisError(f"{source}: annotations[{i}] needs 'video_id' and 'segmentations'")
         if a["video_id"] not in vid_map:
             raise WsovvisError(f"{source}: annotations[{i}] refers to video id {a['video_id']!r}, not in its 'videos'")
+        cid = a.get("category_id")
         if class_agnostic:
             cat = any_gt_cat
+        elif cid in cat_name:
+            # a named category the GT lacks must not borrow a GT id: an id no GT category has (dropped, counted)
+            name = cat_name[cid]
+            if name not in gt_cat_by_name:
+                foreign.setdefault(name, -1 - len(foreign))
+            cat = gt_cat_by_name.get(name, foreign.get(name))
         else:
-            cat = gt_cat_by_name.get(cat_name.get(a.get("category_id"), ""), a.get("category_id"))
+            cat = cid
         score = a.get("score")
         if score is None:
             unscored += 1
@@ -65,6 +73,9 @@ def tubes_to_results(data: dict, source: str, gt_videos: list[dict], gt_categori
         results.append({"video_id": vid_map[a["video_id"]], "category_id": cat, "score": score,
                         "segmentations": a["segmentations"]})
     warnings = []
+    if foreign:
+        warnings.append(f"{source}: categories not in the GT (by name), their tracks are dropped: "
+                        + ", ".join(f"{n} (as id {i})" for n, i in list(foreign.items())[:10]))
     if unscored:
         warnings.append(
             f"{source}: {unscored} of {len(results)} tracks have no 'score' and rank as ties (score 1); "
