@@ -22,12 +22,13 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
 from wsovvis.data import masks as mask_io
 from wsovvis.data import rle as rle_utils
 from wsovvis.data import track_sidecar, ytvis
+from wsovvis.data.image_header import image_size
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.io import atomic_write_json, clean_stale_tmp, file_sha256
 from wsovvis.utils.logging import get_logger
@@ -100,46 +101,6 @@ def _match_masks(name: str, frames: list[str], mask_dir: Path) -> dict:
         return _skip(name, "mixed_mask_names", f"{mask_dir}: {used[NAMING_PREFIX]} files named {NAMING_PREFIX} "
                      f"and {used[NAMING_PLAIN]} named {NAMING_PLAIN}")
     return {"masks": found, "naming": next(iter(used), None)}
-
-
-def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(height, width) of a JPEG or PNG from its header; PIL for anything else.
-
-    Reading every frame's size with PIL costs more than decoding a small mask PNG, so the two
-    common formats are parsed directly (PNG: IHDR; JPEG: the first SOFn segment).
-    """
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        head = os.read(fd, 8192)
-        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-            w, h = struct.unpack(">II", head[16:24])
-            return h, w
-        if head[:2] == b"\xff\xd8":
-            pos = 2
-            while True:
-                if pos + 9 > len(head):  # a big EXIF block: read on
-                    more = os.read(fd, max(65536, pos + 9 - len(head)))
-                    if not more:
-                        break
-                    head += more
-                    continue
-                if head[pos] != 0xFF:
-                    break
-                code = head[pos + 1]
-                if code in (0xD8, 0x01, 0xFF) or 0xD0 <= code <= 0xD7:
-                    pos += 1 if code == 0xFF else 2  # fill bytes and markers without a length
-                    continue
-                if code in _SOF_MARKERS:
-                    h, w = struct.unpack(">HH", head[pos + 5:pos + 9])
-                    return h, w
-                pos += 2 + int.from_bytes(head[pos + 2:pos + 4], "big")
-    finally:
-        os.close(fd)
-    with Image.open(path) as im:
-        return im.height, im.width
-
-
-_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 def _frame_sizes(img_dir: Path, frames: list[str]) -> list[tuple[int, int]] | dict:
