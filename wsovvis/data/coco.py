@@ -28,6 +28,7 @@ from wsovvis.data.ytvis_schema import (
     Problem,
     _is_int,
     _is_num,
+    check_category_and_crowd,
     check_size,
     format_problems,
     validate_structure,
@@ -144,12 +145,7 @@ def _check_annotation(i: int, a: dict, images: list, image_index: dict, cat_inde
         problems.append(Problem(f"{p}.image_id", f"unknown image id {a['image_id']!r}", kind="unknown_id"))
     else:
         image = images[image_index[a["image_id"]]]
-    if "category_id" not in a:
-        problems.append(Problem(p, "missing required key 'category_id'"))
-    elif a["category_id"] not in cat_index:
-        problems.append(Problem(f"{p}.category_id", f"unknown category id {a['category_id']!r}", kind="unknown_id"))
-    if "iscrowd" in a and a["iscrowd"] not in (0, 1):
-        problems.append(Problem(f"{p}.iscrowd", f"must be 0 or 1, got {a['iscrowd']!r}"))
+    check_category_and_crowd(p, a, cat_index, problems)
     box = a.get("bbox")
     if box is not None and not (isinstance(box, list) and len(box) == 4 and all(_is_num(c) for c in box)
                                 and box[2] >= 0 and box[3] >= 0):

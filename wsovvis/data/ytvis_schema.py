@@ -73,6 +73,16 @@ def check_size(p: str, item: dict, problems: list[Problem]) -> None:
             problems.append(Problem(f"{p}.{key}", f"must be a positive integer, got {item[key]!r}"))
 
 
+def check_category_and_crowd(p: str, a: dict, cat_index: dict, problems: list[Problem]) -> None:
+    """An annotation's (YouTube-VIS track or COCO instance, ``p`` its JSON path) ``category_id`` and ``iscrowd``."""
+    if "category_id" not in a:
+        problems.append(Problem(p, "missing required key 'category_id'"))
+    elif a["category_id"] not in cat_index:
+        problems.append(Problem(f"{p}.category_id", f"unknown category id {a['category_id']!r}", kind="unknown_id"))
+    if "iscrowd" in a and a["iscrowd"] not in (0, 1):
+        problems.append(Problem(f"{p}.iscrowd", f"must be 0 or 1, got {a['iscrowd']!r}"))
+
+
 def _check_video(i: int, v: dict, problems: list[Problem]) -> None:
     p = f"videos[{i}]"
     check_size(p, v, problems)
@@ -152,12 +162,7 @@ def _check_annotation(
         problems.append(Problem(f"{p}.video_id", f"unknown video id {vid!r}", kind="unknown_id"))
     else:
         video = videos[video_index[vid]]
-    if "category_id" not in a:
-        problems.append(Problem(p, "missing required key 'category_id'"))
-    elif a["category_id"] not in cat_index:
-        problems.append(Problem(f"{p}.category_id", f"unknown category id {a['category_id']!r}", kind="unknown_id"))
-    if "iscrowd" in a and a["iscrowd"] not in (0, 1):
-        problems.append(Problem(f"{p}.iscrowd", f"must be 0 or 1, got {a['iscrowd']!r}"))
+    check_category_and_crowd(p, a, cat_index, problems)
     length = video_length(video) if video is not None else None
     hw = (video.get("height"), video.get("width")) if video is not None else None
     if hw is not None and not all(_is_int(x) for x in hw):
