@@ -64,3 +64,28 @@ def test_two_process_gloo_ddp_maskrcnn(frames64, tmp_path):
     ranks = json.loads((tmp_path / "runs" / "1" / "ranks.json").read_text())
     assert ranks["world_size"] == 2 and ranks["iteration"] == 2
     assert len(set(ranks["weights_sha256"])) == 1
+
+
+@pytest.mark.slow
+def test_num_classes_from_the_data_is_resolved_once_and_saved(frames64, tmp_path):
+    """model.num_classes=0: the training JSON's category count goes into the saved config (with its source), so
+    resume and eval-only rebuild the same model."""
+    from wsovvis.engine.num_classes import resolve_num_classes
+    from wsovvis.errors import WsovvisError
+
+    cats = json.loads(frames64.gt_json.read_text())["categories"]
+    assert len(cats) > 1
+    small = [a for a in SMALL if not a.startswith(("data.train_classes", "eval.class_agnostic"))]
+    argv = ["debug=cpu_smoke", "eval=off", "model=maskrcnn_r50", "with", *_data(frames64, val=False), *TINY, *small,
+            "model.num_classes=0", "solver.max_iter=1", "solver.checkpoint_period=1", "eval.period=0",
+            "input.sampling_frame_num=1", "-F", str(tmp_path / "runs"), "-c", "no"]
+    r = run_train(argv, cwd=tmp_path, timeout=400)
+    assert r.returncode == 0, r.stderr[-4000:]
+    saved = (tmp_path / "runs" / "1" / "config.yaml").read_text()
+    line = next(ln for ln in saved.splitlines() if ln.strip().startswith("num_classes:"))
+    assert line.split("#")[0].split(":")[1].strip() == str(len(cats)) and "from the data" in line
+    # class-agnostic training data: one class; no training data named: an error that says what to set
+    config, sources = {"model": {"num_classes": 0}, "data": {"train_classes": "agnostic"}}, {}
+    assert resolve_num_classes(config, sources) and config["model"]["num_classes"] == 1
+    with pytest.raises(WsovvisError, match="neither data.train_json nor data.images.json is set"):
+        resolve_num_classes({"model": {"num_classes": 0}, "data": {}}, {})

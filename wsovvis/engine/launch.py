@@ -37,6 +37,7 @@ from wsovvis.engine import distributed as du
 from wsovvis.engine.compose import ComposedConfig, compose_run, config_groups, split_argv
 from wsovvis.engine.config import build_train_config, check_eval_only, train_config_dict
 from wsovvis.engine.image_data import image_input_paths
+from wsovvis.engine.num_classes import resolve_num_classes
 from wsovvis.errors import WsovvisError, describe_failure
 from wsovvis.utils.logging import get_logger, setup_logging
 
@@ -306,6 +307,10 @@ def prepare(argv: Sequence[str], prog: str = PROG, builder: Callable | None = No
         composed = _rebase(resume_dir / "config.yaml", composed)
     for line in composed.notices:
         log.warning("%s", line)
+    if not composed.config.get("eval_only"):  # eval-only rebuilds the model its run saved
+        notice = resolve_num_classes(composed.config, composed.sources)
+        if notice:
+            log.info("%s", notice)
     cfg = build_train_config(composed.config, where="config")  # the one validation
     resolved = train_config_dict(cfg)
     if not (args.get("COMMAND") and args["COMMAND"] != "wsovvis_train") and (global_rank == 0 or not resume):

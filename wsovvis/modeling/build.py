@@ -88,7 +88,8 @@ def build_seqformer(mc: ModelConfig) -> tuple[SeqFormer, SetCriterion, SeqFormer
     if mc.msda_impl not in IMPLS:
         raise WsovvisError(f"model.msda_impl: {mc.msda_impl!r} is not one of {', '.join(IMPLS)}")
     if mc.num_classes < 1:
-        raise WsovvisError(f"model.num_classes: must be at least 1, got {mc.num_classes}")
+        raise WsovvisError(f"model.num_classes: must be at least 1, got {mc.num_classes} (0, 'from the data', is "
+                           "resolved by the training entry point)")
     t = mc.transformer
     if t.d_model % 32 or t.d_model % t.nheads:
         raise WsovvisError(

@@ -116,7 +116,7 @@ class MaskRCNNConfig:
 @dataclass
 class ModelConfig:
     name: str = "seqformer"
-    num_classes: int = 40
+    num_classes: int = 40  # 0: the training data's category count, resolved once at launch
     weights: str | None = None  # full model checkpoint (ours, original SeqFormer or VNext)
     # every tensor of `weights` must fit the model (missing / unexpected / other shape: an error listing
     # them by module); false: a WARNING with counts, but a load matching under min_weights_share of the

@@ -29,7 +29,8 @@ from wsovvis.modeling.registry import register_model
 def _check(mc: ModelConfig) -> None:
     r = mc.maskrcnn
     if mc.num_classes < 1:
-        raise WsovvisError(f"model.num_classes: must be at least 1, got {mc.num_classes}")
+        raise WsovvisError(f"model.num_classes: must be at least 1, got {mc.num_classes} (0, 'from the data', is "
+                           "resolved by the training entry point)")
     if len(r.anchor_sizes) != 5 or min(r.anchor_sizes) < 1:
         raise WsovvisError(f"model.maskrcnn.anchor_sizes: need 5 positive sizes (one per FPN level), "
                            f"got {r.anchor_sizes}")
