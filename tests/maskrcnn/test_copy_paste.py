@@ -11,7 +11,7 @@ from wsovvis.data.copy_paste import CopyPasteDataset, copy_paste
 
 def sample(masks: list[np.ndarray], h: int = 40, w: int = 40, T: int = 1, value: int = 10, labels=None) -> dict:
     m = np.stack([np.stack([mk] * T) for mk in masks]) if masks else np.zeros((0, T, h, w), dtype=bool)
-    from wsovvis.data.copy_paste import boxes_and_valid
+    from wsovvis.data.dataset import boxes_and_valid
 
     boxes, valid = boxes_and_valid(m)
     return {"images": torch.full((T, 3, h, w), value, dtype=torch.uint8), "masks": torch.from_numpy(m),

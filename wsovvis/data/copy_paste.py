@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from wsovvis.data.dataset import box_cxcywh
+from wsovvis.data.dataset import boxes_and_valid
 
 
 def _resize(arr: np.ndarray, hw: tuple[int, int], nearest: bool) -> np.ndarray:
@@ -35,19 +35,6 @@ def _resize(arr: np.ndarray, hw: tuple[int, int], nearest: bool) -> np.ndarray:
         r = cv2.resize(chunk, (hw[1], hw[0]), interpolation=interp).reshape(hw[0], hw[1], -1)
         out[s:s + 256] = r.transpose(2, 0, 1).astype(arr.dtype)
     return out.reshape(*lead, *hw)
-
-
-def boxes_and_valid(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """bool ``[n, T, h, w]`` -> (cxcywh normalised ``[n, T, 4]``, ``valid [n, T]``)."""
-    n, T = masks.shape[:2]
-    boxes = np.zeros((n, T, 4), dtype=np.float32)
-    valid = np.zeros((n, T), dtype=bool)
-    for i in range(n):
-        for t in range(T):
-            b = box_cxcywh(masks[i, t])
-            if b is not None:
-                boxes[i, t], valid[i, t] = b, True
-    return boxes, valid
 
 
 def copy_paste(dst: dict, src: dict, rng: np.random.Generator, scale_range: tuple[float, float] = (0.3, 1.0),

@@ -126,6 +126,19 @@ def box_cxcywh(mask: np.ndarray) -> tuple[float, float, float, float] | None:
     return ((x0 + x1) / 2 / ww, (y0 + y1) / 2 / hh, (x1 - x0) / ww, (y1 - y0) / hh)
 
 
+def boxes_and_valid(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """bool ``[n, T, h, w]`` -> (cxcywh normalised ``[n, T, 4]``, ``valid [n, T]``)."""
+    n, T = masks.shape[:2]
+    boxes = np.zeros((n, T, 4), dtype=np.float32)
+    valid = np.zeros((n, T), dtype=bool)
+    for i in range(n):
+        for t in range(T):
+            b = box_cxcywh(masks[i, t])
+            if b is not None:
+                boxes[i, t], valid[i, t] = b, True
+    return boxes, valid
+
+
 @dataclass
 class SkippedVideo:
     video_id: int
@@ -297,14 +310,7 @@ class YTVISClipDataset(Dataset):
         n = len(masks)
         extra = self._embedding_targets(int(v["id"]), anns, ann_ids) if self.tube_embeddings is not None else {}
         mask_arr = np.stack(masks) if n else np.zeros((0, T, h, w), dtype=bool)
-        boxes = np.zeros((n, T, 4), dtype=np.float32)
-        valid = np.zeros((n, T), dtype=bool)
-        for i in range(n):
-            for j in range(T):
-                b = box_cxcywh(mask_arr[i, j])
-                if b is not None:
-                    boxes[i, j] = b
-                    valid[i, j] = True
+        boxes, valid = boxes_and_valid(mask_arr)
         return {
             "images": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
             "masks": torch.from_numpy(mask_arr),

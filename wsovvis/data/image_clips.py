@@ -25,8 +25,7 @@ from torch.utils.data import Dataset
 
 from wsovvis.data import rle as rle_utils
 from wsovvis.data.coco import load_coco, segmentation_to_rle
-from wsovvis.data.copy_paste import boxes_and_valid
-from wsovvis.data.dataset import SkippedVideo, contiguous_category_map, read_frame
+from wsovvis.data.dataset import SkippedVideo, boxes_and_valid, contiguous_category_map, read_frame
 from wsovvis.data.transforms import ClipAugmentation, ClipTransform
 from wsovvis.errors import WsovvisError
 from wsovvis.utils.io import read_json
