@@ -230,50 +230,109 @@ from wsovvis.evaluation.reference import reference_evaluate
 t = time.perf_counter()
 gt = json.load(open(sys.argv[1])); res = json.load(open(sys.argv[2]))
 t_load = time.perf_counter() - t
-reference_evaluate(gt, res, class_agnostic=sys.argv[3] == '1')
+out = reference_evaluate(gt, res, class_agnostic=sys.argv[3] == '1')
+print(json.dumps({k: float(out[k]) for k in sys.argv[4].split(',')}))
 print('load', t_load)
 """
 
 
-def whole_command(label: str, gt: dict, results: list, class_agnostic: bool, skip_reference: bool) -> None:
-    """Wall time of the whole command from files on disk (interpreter start, imports, JSON parsing, checks,
-    evaluation): `wsovvis eval` against the plain evaluator behind a plain ``json.load`` script."""
-    import subprocess
-    import tempfile
+def write_case_files(directory: Path, gt: dict, results: list) -> tuple[Path, Path]:
+    gt_path, res_path = directory / "gt.json", directory / "results.json"
+    gt_path.write_text(json.dumps(gt))
+    res_path.write_text(json.dumps(results))
+    return gt_path, res_path
 
-    with tempfile.TemporaryDirectory() as d:
-        gt_path, res_path = Path(d) / "gt.json", Path(d) / "results.json"
-        gt_path.write_text(json.dumps(gt))
-        res_path.write_text(json.dumps(results))
-        mb = (gt_path.stat().st_size + res_path.stat().st_size) / 2**20
-        root = str(Path(__file__).resolve().parents[1])
-        cmd = [sys.executable, "-m", "wsovvis", "eval", "--gt", str(gt_path), "--results", str(res_path), "--json"]
-        if class_agnostic:
-            cmd.append("--class_agnostic")
+
+def whole_command_files(label: str, gt_path: Path, res_path: Path, class_agnostic: bool, skip_reference: bool,
+                        repeat: int = 1) -> None:
+    """Wall time of the whole command from files on disk (interpreter start, imports, JSON parsing, checks,
+    evaluation, exit), each a fresh subprocess: `wsovvis eval` against the plain evaluator behind a plain
+    ``json.load`` script, interleaved ``repeat`` times (ours, plain, ours, plain, ...); best and median of each.
+    Both print the same stats (checked on the first round)."""
+    import subprocess
+
+    mb_gt, mb_res = gt_path.stat().st_size / 1e6, res_path.stat().st_size / 1e6
+    root = str(Path(__file__).resolve().parents[1])
+    cmd = [sys.executable, "-m", "wsovvis", "eval", "--gt", str(gt_path), "--results", str(res_path), "--json"]
+    if class_agnostic:
+        cmd.append("--class_agnostic")
+    ours, plain, loads = [], [], []
+    for r in range(repeat):
         t = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, cwd=root)
-        ours = time.perf_counter() - t
-        line = f"[{label}] whole command from files ({mb:.0f} MiB of JSON): wsovvis eval {ours:6.2f} s wall"
+        mine = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=root)
+        ours.append(time.perf_counter() - t)
         if not skip_reference:
             t = time.perf_counter()
             out = subprocess.run([sys.executable, "-c", PLAIN_COMMAND, str(gt_path), str(res_path),
-                                  "1" if class_agnostic else "0"], check=True, capture_output=True, text=True,
-                                 cwd=root)
-            plain = time.perf_counter() - t
-            load = float(out.stdout.split()[-1])
-            line += f"   plain evaluator script {plain:6.2f} s (json.load {load:.2f} s)   ratio {plain / ours:5.1f}x"
-        print(line)
+                                  "1" if class_agnostic else "0", ",".join(STAT_NAMES)], check=True,
+                                 capture_output=True, text=True, cwd=root)
+            plain.append(time.perf_counter() - t)
+            lines = out.stdout.splitlines()
+            loads.append(float(lines[-1].split()[-1]))
+            if r == 0:
+                a, b = json.loads(mine.stdout), json.loads(lines[-2])
+                diff = max(abs(a[k] - b[k]) for k in STAT_NAMES)
+                print(f"[{label}] whole command: max |d stats| between the two commands {diff:.3g}", flush=True)
+    line = (f"[{label}] whole command from files (results {mb_res:.1f} MB, GT {mb_gt:.1f} MB; best of {repeat}, "
+            f"interleaved): wsovvis eval {min(ours):6.2f} s (median {statistics.median(ours):.2f})")
+    if plain:
+        line += (f"   plain evaluator script {min(plain):6.2f} s (median {statistics.median(plain):.2f}; json.load "
+                 f"{min(loads):.2f} s)   ratio best/best {min(plain) / min(ours):5.1f}x")
+    print(line, flush=True)
+
+
+def whole_command(label: str, gt: dict, results: list, class_agnostic: bool, skip_reference: bool,
+                  repeat: int = 1) -> None:
+    """`whole_command_files` on ``gt`` / ``results`` written to a temporary folder."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        gt_path, res_path = write_case_files(Path(d), gt, results)
+        whole_command_files(label, gt_path, res_path, class_agnostic, skip_reference, repeat)
+
+
+# --size presets: (videos, dt_per_video) of the issue-style case at 36 frames of 360x640, 5 GT tracks per video
+SIZES = {
+    "default": (300, 30),  # ~69 MB results, ~12 MB GT
+    "issue": (465, 34),  # ~107 MB results, ~18 MB GT: the heavy case of issue #13 (109 MB / 18 MB)
+}
+
+
+def whole_only(a: argparse.Namespace) -> int:
+    """The whole-command timing alone, on the issue case (files kept in ``--keep`` when given)."""
+    import tempfile
+
+    tag = (f"issue_v{a.videos}_f{a.frames}_{a.height}x{a.width}_c{a.categories}_g{a.gt_per_video}"
+           f"_d{a.dt_per_video}_s{a.seed}")
+    with tempfile.TemporaryDirectory() as tmp:
+        d = (a.keep / tag) if a.keep else Path(tmp)
+        gt_path, res_path = d / "gt.json", d / "results.json"
+        if not (gt_path.is_file() and res_path.is_file()):
+            t = time.perf_counter()
+            gt, results = make_case(a.videos, a.frames, a.height, a.width, a.categories, a.gt_per_video,
+                                    a.dt_per_video, a.seed)
+            d.mkdir(parents=True, exist_ok=True)
+            write_case_files(d, gt, results)
+            print(f"generated {tag} in {time.perf_counter() - t:.1f}s", flush=True)
+            del gt, results
+        print(f"case issue: {a.videos} videos x {a.frames} frames ({a.height}x{a.width}), {a.categories} categories, "
+              f"{a.videos * a.gt_per_video} GT tracks, {a.videos * a.dt_per_video} predictions", flush=True)
+        whole_command_files("issue ytvis", gt_path, res_path, False, a.skip_reference, a.whole_repeat)
+    return 0
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--videos", type=int, default=300)
+    p.add_argument("--size", choices=sorted(SIZES), default="default",
+                   help="issue: 465 videos x 34 predictions (~107 MB results, ~18 MB GT, the issue's heavy case); "
+                        "sets --videos and --dt-per-video unless given")
+    p.add_argument("--videos", type=int, default=None)
     p.add_argument("--frames", type=int, default=36)
     p.add_argument("--height", type=int, default=360)
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--categories", type=int, default=10)
     p.add_argument("--gt-per-video", type=int, default=5)
-    p.add_argument("--dt-per-video", type=int, default=30)
+    p.add_argument("--dt-per-video", type=int, default=None)
     p.add_argument("--repeat", type=int, default=3, help="runs per evaluator (the pycocotools backend runs once)")
     p.add_argument("--cases", default="issue,model", help="comma-separated: issue, model")
     p.add_argument("--lvvis-videos", type=int, default=300, help="videos of the LV-VIS-sized run (0: skip)")
@@ -281,8 +340,20 @@ def main() -> int:
     p.add_argument("--skip-reference", action="store_true", help="time only the fast evaluator")
     p.add_argument("--skip-whole-command", action="store_true",
                    help="skip the whole-command timing (subprocesses reading the JSON files)")
+    p.add_argument("--whole-only", action="store_true",
+                   help="only the whole-command timing of the issue case (no in-process comparison, no LV-VIS run)")
+    p.add_argument("--whole-repeat", type=int, default=3, help="interleaved rounds of the whole-command timing")
+    p.add_argument("--keep", type=Path, default=None,
+                   help="folder for the issue case's JSON files with --whole-only: reused when present "
+                        "(generated and written otherwise)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
+    videos, dt_per_video = SIZES[a.size]
+    a.videos = videos if a.videos is None else a.videos
+    a.dt_per_video = dt_per_video if a.dt_per_video is None else a.dt_per_video
+
+    if a.whole_only:
+        return whole_only(a)
 
     for case in a.cases.split(","):
         t = time.perf_counter()
@@ -301,7 +372,7 @@ def main() -> int:
         compare(f"{case} ytvis", gt, results, a.repeat, a.skip_reference)
         compare(f"{case} class-agnostic", gt, results, a.repeat, a.skip_reference, class_agnostic=True)
         if not a.skip_whole_command:
-            whole_command(f"{case} ytvis", gt, results, False, a.skip_reference)
+            whole_command(f"{case} ytvis", gt, results, False, a.skip_reference, a.whole_repeat)
         del gt, results
 
     if a.lvvis_videos:
