@@ -51,7 +51,7 @@ def test_example_round_trip_of_every_kind():
 
 def test_direct_encoder_equals_protobuf_runtime():
     rng = np.random.default_rng(0)
-    special = [0, 1, 127, 128, -1, 2**63 - 1, -(2**63), 2**40 + 3, -(2**35)]
+    special = [0, 1, 127, 128, -1, 2**63 - 1, -(2**63), 2**40 + 3, -(2**35), 16383, 16384, 2**21 - 1, 2**21, 409920]
     keys = ["a", "b/c", "image/encoded", "objects/bbox", "z", "\u00e9/x", "k" * 200]  # none a prefix of another
     for _ in range(200):
         feats = {}
@@ -59,7 +59,7 @@ def test_direct_encoder_equals_protobuf_runtime():
             n = int(rng.choice([0, 1, 3, 200]))
             kind = str(rng.choice(example_proto.KINDS))
             if kind == "bytes":
-                vals = [rng.bytes(int(rng.choice([0, 5, 300]))) for _ in range(n)]
+                vals = [rng.bytes(int(rng.choice([0, 5, 300, 4096, 20000]))) for _ in range(min(n, 3))]
             elif kind == "float":
                 vals = rng.uniform(-1e6, 1e6, n).astype(np.float32).tolist()
             else:

@@ -84,75 +84,94 @@ def _varint_slow(n: int) -> bytes:
     return bytes(out)
 
 
-_VARINTS = [_varint_slow(i) for i in range(1 << 14)]  # every 1- and 2-byte varint: lengths, ids, areas
+_VARINTS = [_varint_slow(i) for i in range(1 << 14)]  # every 1- and 2-byte varint: lengths, ids, labels
 
 
 def _varint(n: int) -> bytes:
-    return _VARINTS[n] if 0 <= n < 16384 else _varint_slow(int(n))
+    if 0 <= n < 16384:
+        return _VARINTS[n]
+    if 0 <= n < 2097152:  # 3 bytes: image lengths (16 KB - 2 MB) and most box areas
+        return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14))
+    return _varint_slow(int(n))
 
 
 _FEATURE_TAG = {"bytes": b"\x0a", "float": b"\x12", "int64": b"\x1a"}  # Feature.{bytes,float,int64}_list
 BIG = 4096  # bytes values at least this long are passed through as parts of their own
 
-
-def _list_body(kind: str, values: list) -> list[bytes]:
-    """The ``*List`` message body as pieces: repeated bytes (field 1), or packed floats / varints (field 1)."""
-    if kind == "bytes":
-        pieces = []
-        for v in values:
-            pieces.append(b"\x0a" + _varint(len(v)))
-            pieces.append(v)
-        return pieces
-    if not values:
-        return []  # proto3 omits an empty packed field
-    if kind == "float":
-        body = struct.pack(f"<{len(values)}f", *values)
-    elif kind == "int64":
-        body = b"".join([_varint(v) for v in values])
-    else:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    return [b"\x0a" + _varint(len(body)), body]
+# per key set (as given): its keys sorted, each with its map-entry field 1 and the tag of field 2
+_ORDER: dict[tuple[str, ...], list[tuple[str, bytes]]] = {}
 
 
-_KEY_HEAD: dict[str, bytes] = {}  # key -> its map-entry field 1 and the tag of field 2 (keys repeat every record)
-
-
-def _key_head(key: str) -> bytes:
-    head = _KEY_HEAD.get(key)
-    if head is None:
-        kb = key.encode("utf-8")
-        head = _KEY_HEAD.setdefault(key, b"\x0a" + _varint(len(kb)) + kb + b"\x12")
-    return head
+def _order(features: Features) -> list[tuple[str, bytes]]:
+    keys = tuple(features)
+    order = _ORDER.get(keys)
+    if order is None:
+        order = []
+        for key in sorted(keys):
+            kb = key.encode("utf-8")
+            order.append((key, b"\x0a" + _varint(len(kb)) + kb + b"\x12"))
+        if len(_ORDER) < 256:  # a writer uses one or two key sets; never grow without bound
+            _ORDER[keys] = order
+    return order
 
 
 def encode_example_parts(features: Features) -> list[bytes]:
     """``{key: (kind, values)}`` -> a serialized ``tf.train.Example`` as a list of parts (join or write them
     in order). Map entries are sorted by key bytes (C++ protobuf's deterministic order). ``bytes`` values of
-    `BIG` bytes or more are parts of their own, never copied; everything between them is joined."""
+    `BIG` bytes or more are parts of their own, never copied; everything between them is joined.
+
+    Per entry: ``0a len(entry) | 0a len(key) key | 12 len(feature) | tag len(list) | list body``, where a
+    packed list body is ``0a len(packed) packed`` (omitted when empty, as proto3 omits it) and a bytes list
+    body is ``0a len(v) v`` per value. Written inline (no helper calls per entry): this runs once per image.
+    """
     parts: list[bytes] = []
     run: list[bytes] = []
     total = 0
-    for key in sorted(features):
+    VARINTS = _VARINTS
+    for key, key_head in _order(features):
         kind, values = features[key]
-        tag = _FEATURE_TAG.get(kind)
-        if tag is None:
+        if kind == "bytes":
+            body_len = 0
+            pieces = []
+            for v in values:
+                n = len(v)
+                h = b"\x0a" + (VARINTS[n] if n < 16384 else _varint(n))
+                pieces.append((h, v))
+                body_len += len(h) + n
+        elif kind == "int64" or kind == "float":
+            if not values:
+                packed = b""
+            elif kind == "int64":
+                packed = b"".join([VARINTS[v] if 0 <= v < 16384 else _varint(v) for v in values])
+            else:
+                packed = struct.pack(f"<{len(values)}f", *values)
+            n = len(packed)
+            if n:
+                packed = b"\x0a" + (VARINTS[n] if n < 16384 else _varint(n)) + packed
+            body_len = len(packed)
+            pieces = None
+        else:
             raise ValueError(f"feature {key!r}: kind must be one of {KINDS}, got {kind!r}")
-        body = _list_body(kind, values)
-        body_len = sum(map(len, body))
-        feature_head = tag + _varint(body_len)
+        feature_head = _FEATURE_TAG[kind] + (VARINTS[body_len] if body_len < 16384 else _varint(body_len))
         feature_len = len(feature_head) + body_len
-        entry_head = _key_head(key) + _varint(feature_len)
+        entry_head = key_head + (VARINTS[feature_len] if feature_len < 16384 else _varint(feature_len))
         entry_len = len(entry_head) + feature_len
         # Features.feature: a map is a repeated entry message {1: key, 2: value}
-        head = b"\x0a" + _varint(entry_len) + entry_head + feature_head
-        total += len(head) + body_len
-        run.append(head)
-        for p in body:
-            if len(p) >= BIG:
-                parts += [b"".join(run), p]
+        run.append(b"\x0a" + (VARINTS[entry_len] if entry_len < 16384 else _varint(entry_len)))
+        run.append(entry_head)
+        run.append(feature_head)
+        total += entry_len + len(run[-3])
+        if pieces is None:
+            run.append(packed)
+            continue
+        for h, v in pieces:
+            run.append(h)
+            if len(v) >= BIG:
+                parts.append(b"".join(run))
+                parts.append(v)
                 run = []
             else:
-                run.append(p)
+                run.append(v)
     if total == 0:
         return []  # like protobuf: an unset 'features' message is not written
     if run:

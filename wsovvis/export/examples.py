@@ -44,9 +44,12 @@ class ImageStats:
 
 def yxyx_normalised(box: list[float], height: int, width: int) -> tuple[list[float], bool]:
     """COCO ``[x, y, w, h]`` in pixels -> ``[ymin, xmin, ymax, xmax]`` in [0, 1], and whether it was clipped."""
-    x, y, w, h = (float(v) for v in box)
-    raw = [y / height, x / width, (y + h) / height, (x + w) / width]
-    out = [min(max(v, 0.0), 1.0) for v in raw]
+    x, y, w, h = box
+    x, y = float(x), float(y)
+    raw = [y / height, x / width, (y + float(h)) / height, (x + float(w)) / width]
+    if 0.0 <= raw[0] <= 1.0 and 0.0 <= raw[1] <= 1.0 and 0.0 <= raw[2] <= 1.0 and 0.0 <= raw[3] <= 1.0:
+        return raw, False  # the usual case, tested first: this runs once per box
+    out = [0.0 if v < 0.0 else 1.0 if v > 1.0 else v for v in raw]  # NaN passes through, as unclipped
     return out, out != raw
 
 
@@ -75,13 +78,14 @@ def image_features(
     stats = ImageStats()
     bbox: list[float] = []
     labels, ids, areas, crowd, pngs = [], [], [], [], []
+    scenic = profile == "scenic"
     for a in anns:
         seg = a.get("segmentation")
-        has_seg = seg is not None and seg != []
         box = a.get("bbox")
+        rle = None
         # the mask is only needed for a missing box or area, or for the PNGs
-        need_mask = has_seg and (box is None or segmentation or (profile == "tfds" and a.get("area") is None))
-        rle = segmentation_to_rle(seg, h, w, where=f"annotation {a['id']}") if need_mask else None
+        if seg is not None and seg != [] and (box is None or segmentation or (not scenic and a.get("area") is None)):
+            rle = segmentation_to_rle(seg, h, w, where=f"annotation {a['id']}")
         if box is None:
             if rle is None:
                 stats.no_box += 1
@@ -91,12 +95,11 @@ def image_features(
         if clipped:
             stats.clipped += 1
             stats.clipped_ids.append(a["id"])
-        stats.boxes += 1
-        bbox.extend(yxyx)
+        bbox += yxyx
         labels.append(label_of[a["category_id"]])
         ids.append(int(a["id"]))
         crowd.append(int(a.get("iscrowd", 0)))
-        if profile == "scenic":
+        if scenic:
             areas.append(int(round(float(box[2]) * float(box[3]))))
         else:
             area = a.get("area")
@@ -105,6 +108,7 @@ def image_features(
             areas.append(math.trunc(float(area)))
         if segmentation:
             pngs.append(_mask_png(rle_utils.decode(rle) if rle is not None else np.zeros((h, w), bool)))
+    stats.boxes = len(ids)
     feats: Features = {
         IMAGE_KEY[profile]: ("bytes", [encoded]),
         "image/filename": ("bytes", [image["file_name"].encode("utf-8")]),

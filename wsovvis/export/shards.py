@@ -81,11 +81,30 @@ class _Skip(Exception):
         self.kind = kind
 
 
+def read_bytes(path: str) -> bytes:
+    """A file's bytes with the fewest calls: open, fstat, one read (and more reads only if the file grew).
+
+    `open(path, "rb").read()` costs a few microseconds more per file in Python objects (FileIO,
+    BufferedReader), about 10% of reading a 60 KB JPEG from the page cache.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)  # one byte more: getting exactly `size` means the end of the file
+        if len(data) == size:
+            return data
+        chunks = [data]  # the file changed size meanwhile (or is over the 2 GB a read returns): read to the end
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_image(path: str, height: int, width: int) -> tuple[bytes, bool]:
     """JPEG bytes of the image at ``path`` and whether they were re-encoded; `_Skip` if it cannot be used."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_bytes(path)
     except OSError as e:
         raise _Skip("unreadable", f"{path}: cannot read ({e.strerror})") from e
     size = jpeg_size(data)
@@ -139,6 +158,7 @@ def _write_shard(index: int, progress: tqdm | None = None) -> _ShardResult:
     assert plan is not None
     res = _ShardResult()
     with atomic_open(plan.paths[index], "wb") as f:
+        out = tfrecord.RecordWriter(f.fileno())  # all bytes go through `out`, none through `f`
         for image_id in plan.shards[index]:
             im = plan.image_by_id[image_id]
             try:
@@ -150,7 +170,7 @@ def _write_shard(index: int, progress: tqdm | None = None) -> _ShardResult:
                 continue
             anns = plan.anns_by_image.get(image_id, [])
             feats, st = image_features(plan.profile, im, data, anns, plan.label_of, segmentation=plan.segmentation)
-            res.bytes += tfrecord.write_record_parts(f, encode_example_parts(feats))
+            res.bytes += out.write(encode_example_parts(feats))
             res.records += 1
             res.reencoded += reencoded
             res.empty_images += st.boxes == 0
@@ -160,6 +180,7 @@ def _write_shard(index: int, progress: tqdm | None = None) -> _ShardResult:
             res.stats.clipped_ids.extend(st.clipped_ids)
             if progress is not None:
                 progress.update()
+        out.flush()
     return res
 
 
