@@ -96,82 +96,98 @@ def _varint(n: int) -> bytes:
 
 
 _FEATURE_TAG = {"bytes": b"\x0a", "float": b"\x12", "int64": b"\x1a"}  # Feature.{bytes,float,int64}_list
-BIG = 4096  # bytes values at least this long are passed through as parts of their own
+BIG = 4096  # values (bytes, or packed lists) at least this long are passed through as parts of their own
+_MAX_KEYS = 1024  # the caches below hold at most this many keys / key sets (a writer uses a dozen)
 
-# per key set (as given): its keys sorted, each with its map-entry field 1 and the tag of field 2
-_ORDER: dict[tuple[str, ...], list[tuple[str, bytes]]] = {}
+# key -> kind -> data length -> the entry's bytes before its data (see `encode_example_parts`)
+_HEADS: dict[str, dict[str, dict[int, bytes]]] = {}
+# key set (as given) -> its keys sorted by their UTF-8 bytes, each with its map-entry head and its `_HEADS` cache
+_ORDER: dict[tuple[str, ...], list[tuple[str, bytes, dict[str, dict[int, bytes]]]]] = {}
 
 
-def _order(features: Features) -> list[tuple[str, bytes]]:
+def _order(features: Features) -> list[tuple[str, bytes, dict[str, dict[int, bytes]]]]:
     keys = tuple(features)
     order = _ORDER.get(keys)
     if order is None:
         order = []
         for key in sorted(keys):
             kb = key.encode("utf-8")
-            order.append((key, b"\x0a" + _varint(len(kb)) + kb + b"\x12"))
-        if len(_ORDER) < 256:  # a writer uses one or two key sets; never grow without bound
+            heads = _HEADS.get(key)
+            if heads is None:
+                heads = {"bytes": {}, "float": {}, "int64": {}}
+                if len(_HEADS) < _MAX_KEYS:
+                    _HEADS[key] = heads
+            order.append((key, b"\x0a" + _varint(len(kb)) + kb + b"\x12", heads))
+        if len(_ORDER) < _MAX_KEYS:
             _ORDER[keys] = order
     return order
 
 
+def _entry_head(key_head: bytes, tag: bytes, body_len: int) -> bytes:
+    """``0a len(entry) | 0a len(key) key 12 len(feature) | tag len(list)``: a map entry up to its list body."""
+    feature_head = tag + _varint(body_len)
+    entry_head = key_head + _varint(len(feature_head) + body_len)
+    return b"\x0a" + _varint(len(entry_head) + len(feature_head) + body_len) + entry_head + feature_head
+
+
 def encode_example_parts(features: Features) -> list[bytes]:
     """``{key: (kind, values)}`` -> a serialized ``tf.train.Example`` as a list of parts (join or write them
-    in order). Map entries are sorted by key bytes (C++ protobuf's deterministic order). ``bytes`` values of
-    `BIG` bytes or more are parts of their own, never copied; everything between them is joined.
+    in order). Map entries are sorted by key bytes (C++ protobuf's deterministic order). ``bytes`` values
+    (and packed lists) of `BIG` bytes or more are parts of their own, never copied; the rest is joined.
 
-    Per entry: ``0a len(entry) | 0a len(key) key | 12 len(feature) | tag len(list) | list body``, where a
-    packed list body is ``0a len(packed) packed`` (omitted when empty, as proto3 omits it) and a bytes list
-    body is ``0a len(v) v`` per value. Written inline (no helper calls per entry): this runs once per image.
+    Entry layout: ``0a len(entry) | 0a len(key) key | 12 len(feature) | tag len(list) | list body``. A
+    packed list's body is ``0a len(data) data`` (nothing when empty, as proto3 omits it); a bytes list's
+    is ``0a len(v) v`` per value. With one data piece (a packed list, or a single bytes value) all that
+    precedes the data depends only on (key, kind, len(data)), so it is cached: this runs once per image.
     """
     parts: list[bytes] = []
     run: list[bytes] = []
     total = 0
     VARINTS = _VARINTS
-    for key, key_head in _order(features):
+    for key, key_head, heads in _order(features):
         kind, values = features[key]
-        if kind == "bytes":
-            body_len = 0
-            pieces = []
-            for v in values:
-                n = len(v)
-                h = b"\x0a" + (VARINTS[n] if n < 16384 else _varint(n))
-                pieces.append((h, v))
-                body_len += len(h) + n
-        elif kind == "int64" or kind == "float":
-            if not values:
-                packed = b""
-            elif kind == "int64":
-                packed = b"".join([VARINTS[v] if 0 <= v < 16384 else _varint(v) for v in values])
-            else:
-                packed = struct.pack(f"<{len(values)}f", *values)
-            n = len(packed)
-            if n:
-                packed = b"\x0a" + (VARINTS[n] if n < 16384 else _varint(n)) + packed
-            body_len = len(packed)
-            pieces = None
+        if kind == "int64":
+            data = b"".join([VARINTS[v] if 0 <= v < 16384 else _varint(v) for v in values])
+        elif kind == "float":
+            data = struct.pack(f"<{len(values)}f", *values)
+        elif kind == "bytes" and len(values) == 1:
+            data = values[0]
+        elif kind == "bytes":  # none or several values: one '0a len' head each
+            pieces = [(b"\x0a" + _varint(len(v)), v) for v in values]
+            body_len = sum(len(h) + len(v) for h, v in pieces)
+            head = _entry_head(key_head, b"\x0a", body_len)
+            run.append(head)
+            total += len(head) + body_len
+            for h, v in pieces:
+                run.append(h)
+                if len(v) >= BIG:
+                    parts.append(b"".join(run))
+                    parts.append(v)
+                    run = []
+                else:
+                    run.append(v)
+            continue
         else:
             raise ValueError(f"feature {key!r}: kind must be one of {KINDS}, got {kind!r}")
-        feature_head = _FEATURE_TAG[kind] + (VARINTS[body_len] if body_len < 16384 else _varint(body_len))
-        feature_len = len(feature_head) + body_len
-        entry_head = key_head + (VARINTS[feature_len] if feature_len < 16384 else _varint(feature_len))
-        entry_len = len(entry_head) + feature_len
-        # Features.feature: a map is a repeated entry message {1: key, 2: value}
-        run.append(b"\x0a" + (VARINTS[entry_len] if entry_len < 16384 else _varint(entry_len)))
-        run.append(entry_head)
-        run.append(feature_head)
-        total += entry_len + len(run[-3])
-        if pieces is None:
-            run.append(packed)
-            continue
-        for h, v in pieces:
-            run.append(h)
-            if len(v) >= BIG:
-                parts.append(b"".join(run))
-                parts.append(v)
-                run = []
+        n = len(data)
+        cache = heads[kind]
+        head = cache.get(n)
+        if head is None:
+            if n or kind == "bytes":
+                list_head = b"\x0a" + _varint(n)
+                head = _entry_head(key_head, _FEATURE_TAG[kind], len(list_head) + n) + list_head
             else:
-                run.append(v)
+                head = _entry_head(key_head, _FEATURE_TAG[kind], 0)
+            if n < 16384:  # image lengths vary too much to be worth keeping
+                cache[n] = head
+        run.append(head)
+        total += len(head) + n
+        if n >= BIG:
+            parts.append(b"".join(run))
+            parts.append(data)
+            run = []
+        else:
+            run.append(data)
     if total == 0:
         return []  # like protobuf: an unset 'features' message is not written
     if run:
