@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from wsovvis.evaluation import kernel
 from wsovvis.evaluation.accumulate import Records
+from wsovvis.evaluation.flat_results import FlatResults
 from wsovvis.evaluation.inputs import EvalInputs, GtTrack, bad_rle_error
 from wsovvis.evaluation.matching import out_of_range
 from wsovvis.evaluation.params import AREA_RNG, MATCH_THRS, MAX_DETS
@@ -62,9 +63,14 @@ def match_all(inp: EvalInputs, class_agnostic: bool, mod: ModuleType,
     g_index = np.array([g.index for g in gts], dtype=np.int64)
     d_file = np.array([i for v in videos for i in inp.dts_by_video.get(v.id, ())], dtype=np.int64)
     d_vid = np.repeat(np.arange(len(videos)), [len(inp.dts_by_video.get(v.id, ())) for v in videos])
-    d_res = [results[i] for i in d_file.tolist()]
-    d_cat = np.array([cat_rank[r["category_id"]] for r in d_res], dtype=np.int64)
-    d_score = np.array([r["score"] for r in d_res], dtype=np.float64)
+    flat = results if isinstance(results, FlatResults) else None
+    if flat is not None:  # arrays already; every category id is a GT category (checked)
+        d_cat = np.searchsorted(np.array(inp.cat_ids, dtype=np.int64), flat.category_id[d_file])
+        d_score = flat.score[d_file]
+    else:
+        d_res = [results[i] for i in d_file.tolist()]
+        d_cat = np.array([cat_rank[r["category_id"]] for r in d_res], dtype=np.int64)
+        d_score = np.array([r["score"] for r in d_res], dtype=np.float64)
 
     slot_of = (lambda c: np.zeros_like(c)) if class_agnostic else (lambda c: c)
     width = 1 if class_agnostic else num_k
@@ -87,8 +93,12 @@ def match_all(inp: EvalInputs, class_agnostic: bool, mod: ModuleType,
     row_of[rows] = np.arange(len(rows))
     d_len = np.zeros(len(d_file), dtype=np.int64)
     kept = np.flatnonzero(row_of >= 0)  # video-major, file order
-    d_lists = [d_res[i]["segmentations"] for i in kept.tolist()]  # per kept prediction, in `kept` order
-    d_len[kept] = [len(x) for x in d_lists]
+    if flat is not None:  # the scan reads result k's frames from the flat tables
+        d_lists = d_file[kept].tolist()
+        d_len[kept] = flat.length[d_file[kept]]
+    else:
+        d_lists = [d_res[i]["segmentations"] for i in kept.tolist()]  # per kept prediction, in `kept` order
+        d_len[kept] = [len(x) for x in d_lists]
     # GTs: pool order inside each group.
     g_order = np.lexsort((g_index, pool_cat(g_cat), g_grp))
     num_g = np.bincount(g_grp, minlength=num_groups)
@@ -135,7 +145,8 @@ def match_all(inp: EvalInputs, class_agnostic: bool, mod: ModuleType,
         is_dt, idx = s_is_dt[sel], s_idx[sel]
         if len(idx) == 0:
             continue
-        sc = kernel.scan(mod, s_lists[sel], v_h[s_vid[sel]], v_w[s_vid[sel]], s_need[sel])
+        sc = kernel.scan(mod, s_lists[sel], v_h[s_vid[sel]], v_w[s_vid[sel]], s_need[sel],
+                         flat.handle if flat is not None else None)
         if len(sc.bad):
             track, t = (int(x) for x in sc.bad[0])
             i = int(idx[track])

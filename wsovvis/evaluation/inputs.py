@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from pycocotools import mask as mask_utils
 
 from wsovvis.data import ytvis
 from wsovvis.errors import WsovvisError
-from wsovvis.evaluation import kernel, tube_results
+from wsovvis.evaluation import flat_results, kernel, tube_results
 from wsovvis.evaluation.params import BASE_PARTITIONS, FLAVORS, NOVEL_PARTITIONS
 from wsovvis.utils.io import read_json
 from wsovvis.utils.logging import get_logger
@@ -62,7 +63,7 @@ class EvalInputs:
     cat_names: dict[int, str]
     partitions: dict[int, int]  # lvvis only
     gts_by_video: dict[int, list[GtTrack]]
-    results: list[dict]
+    results: Sequence[dict]  # a list, or `flat_results.FlatResults` (arrays; items built on demand)
     dts_by_video: dict[int, list[int]]
     num_dropped: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -276,11 +277,14 @@ def check_results(
         )
     num_dropped = sum(dropped.values())
     if num_dropped:
-        warnings.append(
-            f"{source}: dropped {num_dropped} result(s) whose category is not in the GT categories "
-            f"(category ids {_fmt_list(sorted(dropped), 10)}), as the official evaluator does"
-        )
+        warnings.append(dropped_warning(source, dropped))
     return dict(by_video), num_dropped, warnings
+
+
+def dropped_warning(source: str, dropped: dict) -> str:
+    """The warning for results dropped because the GT lacks their category (``dropped``: category -> count)."""
+    return (f"{source}: dropped {sum(dropped.values())} result(s) whose category is not in the GT categories "
+            f"(category ids {_fmt_list(sorted(dropped), 10)}), as the official evaluator does")
 
 
 def _describe(v: Any) -> str:
@@ -306,17 +310,33 @@ def check_inputs(gt: Any, results: Any, flavor: str = "ytvis", lenient: bool = F
     ``results`` may also be a YouTube-VIS tube JSON (see `wsovvis.evaluation.tube_results`). Dropping more
     than `MAX_DROP_SHARE` of the results (categories the GT lacks) is an error unless ``allow_drops``.
     """
+    # a results file of the common shape is parsed by the kernel into arrays, in a thread while the GT loads
+    flat_job = flat_results.start_reading(results) if use_kernel else None
     ds, parsed = load_gt(gt, flavor, use_kernel)
-    res, res_source = load_results(results)
-    warnings: list[str] = []
-    if tube_results.is_tube_json(res):
-        res, warnings = tube_results.tubes_to_results(res, res_source, ds.videos, ds.categories, class_agnostic)
-    elif isinstance(res, dict):
-        raise WsovvisError(f"{res_source}: results must be a JSON list of {{video_id, category_id, score, "
-                           "segmentations}} or a YouTube-VIS tube JSON with 'videos' and 'annotations'")
     cat_ids = sorted(parsed["cat_names"])
-    by_video, num_dropped, more = check_results(res, res_source, parsed["videos"], set(cat_ids), lenient,
-                                                use_kernel)
+    flat = flat_job() if flat_job is not None else None
+    checked = None
+    if flat is not None:
+        videos = parsed["videos"]
+        checked = flat_results.check_flat(
+            flat, str(results), np.array([v.id for v in videos], dtype=np.int64),
+            np.array([(v.length, v.height, v.width) for v in videos], dtype=np.int64).reshape(-1, 3),
+            np.array(cat_ids, dtype=np.int64), dropped_warning)
+    warnings: list[str] = []
+    if checked is not None:
+        res, res_source = flat, str(results)
+        by_video, num_dropped, more = checked
+    else:  # the general path: any JSON, every check with its message
+        del flat
+        res, res_source = load_results(results)
+        if tube_results.is_tube_json(res):
+            res, warnings = tube_results.tubes_to_results(res, res_source, ds.videos, ds.categories,
+                                                          class_agnostic)
+        elif isinstance(res, dict):
+            raise WsovvisError(f"{res_source}: results must be a JSON list of {{video_id, category_id, score, "
+                               "segmentations}} or a YouTube-VIS tube JSON with 'videos' and 'annotations'")
+        by_video, num_dropped, more = check_results(res, res_source, parsed["videos"], set(cat_ids), lenient,
+                                                    use_kernel)
     warnings += more
     if num_dropped > MAX_DROP_SHARE * len(res) and not allow_drops:
         raise WsovvisError(

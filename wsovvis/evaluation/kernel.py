@@ -20,7 +20,7 @@ from wsovvis.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-ABI = 1  # must equal KERNEL_ABI in _rle_kernel.c: a stale build is not used
+ABI = 2  # must equal KERNEL_ABI in _rle_kernel.c: a stale build is not used
 BACKENDS = ("auto", "kernel", "pycocotools")
 BUILD_HINT = "build it with `pip install --no-build-isolation --no-deps -e .` (needs a C compiler)"
 ENV_VAR = "WSOVVIS_EVAL_BACKEND"
@@ -76,14 +76,15 @@ class Scan:
     bad: np.ndarray
 
 
-def scan(mod: ModuleType, tracks: list[list], heights: np.ndarray, widths: np.ndarray,
-         need: np.ndarray | None = None) -> Scan:
-    """Parse every non-None frame of ``tracks`` (lists of ``{counts: str | bytes}`` or None) once.
+def scan(mod: ModuleType, tracks: list, heights: np.ndarray, widths: np.ndarray,
+         need: np.ndarray | None = None, flat: Any = None) -> Scan:
+    """Parse every non-None frame of ``tracks`` (lists of ``{counts: str | bytes}`` or None; or, with ``flat``
+    (a `flat_results.FlatResults` handle), an int k: the frames of result k) once.
     ``need`` bool [n]: False for tracks never passed to `intersect` (their runs are not kept)."""
     h = np.ascontiguousarray(heights, dtype=np.int64)
     w = np.ascontiguousarray(widths, dtype=np.int64)
-    args = (tracks, h, w) if need is None else (tracks, h, w, np.ascontiguousarray(need, dtype=np.uint8))
-    frames, track, t, area, bad = mod.scan(*args)
+    need = None if need is None else np.ascontiguousarray(need, dtype=np.uint8)
+    frames, track, t, area, bad = mod.scan(tracks, h, w, need, flat)
     return Scan(
         frames,
         np.frombuffer(track, dtype=np.int32).astype(np.int64),

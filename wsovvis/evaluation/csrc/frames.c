@@ -56,17 +56,46 @@ static const unsigned char *frame_counts(PyObject *seg, Py_ssize_t *n) {
 }
 
 const char scan_doc[] =
-"scan(tracks, heights, widths[, need]) -> (frames, track, t, area, bad)\n\n"
-"tracks: list of per-frame lists (None or {'counts': str | bytes, ...}); heights / widths: int64 [n] per track;\n"
+"scan(tracks, heights, widths[, need[, flat]]) -> (frames, track, t, area, bad)\n\n"
+"tracks: list of per-frame lists (None or {'counts': str | bytes, ...}), or ints k: the frames of result k of\n"
+"flat (a parse_results capsule); heights / widths: int64 [n] per track;\n"
 "need: uint8 [n] (default all 1): 0 = the track's frames are never intersected (validity and area only).\n"
 "Every non-None frame is parsed once. Returns an opaque capsule for intersect(), then bytes holding\n"
 "int32 track [F], int32 t [F], int64 area [F] of the F valid frames, and int64 [B, 2] (track, t) of the B\n"
 "frames that are not valid compressed RLE of height*width pixels (bad chars, a value running past the end,\n"
 "a negative run, runs not adding up to the frame size).";
 
+/* Parse one present frame of track i into f (or record it in bad); -1 on a Python error. */
+static int scan_frame(Frames *f, const unsigned char *s, Py_ssize_t n, int need, Py_ssize_t i, Py_ssize_t t,
+                      int64_t h, int64_t pixels, Buf *tr, Buf *tt, Buf *ar, Buf *bad) {
+    int64_t area = 0;
+    Box box;
+    int rc = 1;
+    if (s && need) {
+        rc = parse_counts(s, n, h, pixels, &f->runs, &area, &box);
+    } else if (s) {
+        rc = parse_area(s, n, pixels, &area);
+        box = (Box){0, 0, h, -1}; /* empty: the box test rejects every pair */
+    }
+    if (rc < 0) return -1;
+    int32_t i32 = (int32_t)i, t32 = (int32_t)t;
+    if (rc) {
+        int64_t pair[2] = {i, t};
+        return buf_put(bad, pair, sizeof pair);
+    }
+    int64_t end = (int64_t)(f->runs.len / sizeof(Interval));
+    if (buf_put(tr, &i32, 4) || buf_put(tt, &t32, 4) || buf_put(ar, &area, 8) || buf_put(&f->off, &end, 8) ||
+        buf_put(&f->box, &box, sizeof box))
+        return -1;
+    f->n++;
+    return 0;
+}
+
 PyObject *scan(PyObject *self, PyObject *args) {
-    PyObject *tracks, *hobj, *wobj, *nobj = Py_None;
-    if (!PyArg_ParseTuple(args, "O!OO|O", &PyList_Type, &tracks, &hobj, &wobj, &nobj)) return NULL;
+    PyObject *tracks, *hobj, *wobj, *nobj = Py_None, *flat_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "O!OO|OO", &PyList_Type, &tracks, &hobj, &wobj, &nobj, &flat_obj)) return NULL;
+    FlatView flat = {0};
+    if (flat_obj != Py_None && flat_view(flat_obj, &flat) < 0) return NULL;
     Py_buffer hv, wv, nv = {0};
     if (get_buf(hobj, &hv, 8, I64, 0, "heights")) return NULL;
     if (get_buf(wobj, &wv, 8, I64, 0, "widths")) {
@@ -100,14 +129,29 @@ PyObject *scan(PyObject *self, PyObject *args) {
     if (buf_put(&f->off, &zero, 8)) goto done;
     for (Py_ssize_t i = 0; i < nt; i++) {
         PyObject *segs = PyList_GET_ITEM(tracks, i);
-        if (!PyList_Check(segs)) {
-            PyErr_Format(PyExc_TypeError, "tracks[%zd] is not a list", i);
-            goto done;
-        }
         int64_t h = hs[i], pixels = hs[i] * ws[i];
         if (h <= 0 || ws[i] <= 0 || pixels > (int64_t)UINT32_MAX) {
             PyErr_Format(PyExc_ValueError, "tracks[%zd]: frame size %lldx%lld not supported", i, (long long)h,
                          (long long)ws[i]);
+            goto done;
+        }
+        int need_i = need == NULL || need[i];
+        if (flat.data && PyLong_CheckExact(segs)) { /* result k of the flat tables */
+            Py_ssize_t k = PyLong_AsSsize_t(segs);
+            if (k < 0 || k >= flat.n) {
+                if (!PyErr_Occurred()) PyErr_Format(PyExc_IndexError, "tracks[%zd]: no result %zd", i, k);
+                goto done;
+            }
+            for (int64_t j = flat.seg_start[k]; j < flat.seg_start[k + 1]; j++) {
+                if (flat.frame_len[j] < 0) continue;
+                if (scan_frame(f, flat.data + flat.frame_off[j], (Py_ssize_t)flat.frame_len[j], need_i, i,
+                               (Py_ssize_t)(j - flat.seg_start[k]), h, pixels, &tr, &tt, &ar, &bad))
+                    goto done;
+            }
+            continue;
+        }
+        if (!PyList_Check(segs)) {
+            PyErr_Format(PyExc_TypeError, "tracks[%zd] is not a list%s", i, flat.data ? " or a result index" : "");
             goto done;
         }
         Py_ssize_t len = PyList_GET_SIZE(segs);
@@ -117,27 +161,7 @@ PyObject *scan(PyObject *self, PyObject *args) {
             Py_ssize_t n = 0;
             const unsigned char *s = frame_counts(seg, &n);
             if (s == NULL && PyErr_Occurred()) goto done;
-            int64_t area = 0;
-            Box box;
-            int rc = 1;
-            if (s && (need == NULL || need[i])) {
-                rc = parse_counts(s, n, h, pixels, &f->runs, &area, &box);
-            } else if (s) {
-                rc = parse_area(s, n, pixels, &area);
-                box = (Box){0, 0, h, -1}; /* empty: the box test rejects every pair */
-            }
-            if (rc < 0) goto done;
-            int32_t i32 = (int32_t)i, t32 = (int32_t)t;
-            if (rc) {
-                int64_t pair[2] = {i, t};
-                if (buf_put(&bad, pair, sizeof pair)) goto done;
-                continue;
-            }
-            int64_t end = (int64_t)(f->runs.len / sizeof(Interval));
-            if (buf_put(&tr, &i32, 4) || buf_put(&tt, &t32, 4) || buf_put(&ar, &area, 8) ||
-                buf_put(&f->off, &end, 8) || buf_put(&f->box, &box, sizeof box))
-                goto done;
-            f->n++;
+            if (scan_frame(f, s, n, need_i, i, t, h, pixels, &tr, &tt, &ar, &bad)) goto done;
         }
     }
     cap = PyCapsule_New(f, CAPSULE_NAME, capsule_free);

@@ -5,6 +5,8 @@
  *   frames.c  scan (parse every frame of a list of tracks), intersect (|a ∩ b| of same-bucket frame pairs:
  *             box prefilter, then a linear merge of interval lists), frames_ok (fast input check)
  *   greedy.c  the official greedy matching of every (video, category) group, area range and threshold
+ *   results.c parse_results (a results file of the common shape straight into flat tables, no Python object per
+ *             frame; declines anything else) and flat_item (one result's frames as Python objects)
  *   module.c  the method table
  *
  * Compressed counts (the COCO string format): one value per run of chars; each char is 48 + a 6-bit chunk,
@@ -23,7 +25,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define KERNEL_ABI 1 /* kernel.ABI must match: a stale build is not used */
+#define KERNEL_ABI 2 /* kernel.ABI must match: a stale build is not used */
 /* A value of a valid string fits 33 bits (a delta of two uint32): 7 chunks. More is garbage. */
 #define MAX_CHUNKS 12
 #define CAPSULE_NAME "wsovvis.evaluation._rle_kernel.frames"
@@ -62,11 +64,24 @@ int parse_area(const unsigned char *s, Py_ssize_t n, int64_t pixels, int64_t *ar
 
 extern PyObject *counts_key, *size_key; /* interned "counts" / "size" */
 
+/* A results file parsed by parse_results (results.c): result i owns frames seg_start[i]:seg_start[i+1]; frame k
+ * is null when frame_len[k] < 0, else its counts are data[frame_off[k]:frame_off[k] + frame_len[k]]. */
+#define FLAT_CAPSULE_NAME "wsovvis.evaluation._rle_kernel.flat"
+typedef struct {
+    const unsigned char *data;
+    int64_t n;
+    const int64_t *seg_start, *frame_off, *frame_len;
+} FlatView;
+int flat_view(PyObject *cap, FlatView *out); /* -1 with an error set if cap is not a parse_results capsule */
+
 PyObject *scan(PyObject *self, PyObject *args);
 PyObject *intersect(PyObject *self, PyObject *args);
 PyObject *frames_ok(PyObject *self, PyObject *args);
 PyObject *release(PyObject *self, PyObject *unused);
 PyObject *greedy(PyObject *self, PyObject *args);
-extern const char scan_doc[], intersect_doc[], frames_ok_doc[], release_doc[], greedy_doc[];
+PyObject *parse_results(PyObject *self, PyObject *args);
+PyObject *flat_item(PyObject *self, PyObject *args);
+extern const char scan_doc[], intersect_doc[], frames_ok_doc[], release_doc[], greedy_doc[], parse_results_doc[],
+    flat_item_doc[];
 
 #endif

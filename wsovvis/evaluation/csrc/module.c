@@ -9,6 +9,8 @@ static PyMethodDef methods[] = {
     {"greedy", greedy, METH_VARARGS, greedy_doc},
     {"frames_ok", frames_ok, METH_VARARGS, frames_ok_doc},
     {"release", release, METH_NOARGS, release_doc},
+    {"parse_results", parse_results, METH_VARARGS, parse_results_doc},
+    {"flat_item", flat_item, METH_VARARGS, flat_item_doc},
     {NULL, NULL, 0, NULL},
 };
 
