@@ -82,3 +82,19 @@ def test_read_bytes_reads_past_a_stale_size(tmp_path, monkeypatch):
     for stale in (10, 200000):
         monkeypatch.setattr(shards.os, "fstat", lambda fd, s=stale: os.stat_result((0,) * 6 + (s,) + (0,) * 3))
         assert shards.read_bytes(str(tmp_path / "f")) == data
+
+
+def test_record_writer_starts_writeback_in_contiguous_ranges(tmp_path, monkeypatch):
+    calls = []
+    real = tfrecord.start_writeback
+    monkeypatch.setattr(tfrecord, "start_writeback", lambda fd, off, n: (calls.append((off, n)), real(fd, off, n)))
+    recs = _records(np.random.default_rng(3), 40)
+    with open(tmp_path / "x", "wb") as f:
+        w = tfrecord.RecordWriter(f.fileno(), flush_bytes=50000, writeback_bytes=100000)
+        for parts in recs:
+            w.write(parts)
+        w.flush()
+    size = (tmp_path / "x").stat().st_size
+    assert len(calls) >= 3 and calls[0][0] == 0 and all(n >= 100000 for _, n in calls)
+    assert all(a + n == b for (a, n), (b, _) in zip(calls, calls[1:])) and calls[-1][0] + calls[-1][1] <= size
+    assert list(tfrecord.read_records(tmp_path / "x")) == [b"".join(p) for p in recs]
