@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,7 +66,7 @@ def image_features(
     profile: str,
     image: dict,
     encoded: bytes,
-    anns: list[dict],
+    anns: Sequence[dict],
     label_of: dict[int, int],
     *,
     segmentation: bool = False,

@@ -10,6 +10,13 @@ clipped box).
 JPEG files are copied byte for byte; other formats are decoded and re-encoded as JPEG. An image
 that cannot be read or decoded, or whose size is not the one in the JSON (its boxes would be
 normalised by the wrong size), is skipped and reported.
+
+I/O, kept near the floor of reading and writing the image bytes (``bench/export.py`` measures it):
+each image is read with one ``os.read`` (`read_bytes`), its Example is encoded around the JPEG
+bytes without copying them (`encode_example_parts`), and records go out in ~1 MB ``os.writev``
+batches (`tfrecord.RecordWriter`). Durability: each shard is a temp file renamed into place
+(`atomic_open`) after one fsync at close; the writer starts disk writeback every 8 MB so that fsync
+has little left to wait for.
 """
 
 from __future__ import annotations
@@ -157,29 +164,36 @@ def _write_shard(index: int, progress: tqdm | None = None) -> _ShardResult:
     plan = _PLAN
     assert plan is not None
     res = _ShardResult()
+    stats = res.stats
+    # the plan's fields as locals: this loop runs once per image, next to a 60 KB read and write
+    profile, img_root, image_by_id, anns_by_image = plan.profile, plan.img_root, plan.image_by_id, plan.anns_by_image
+    label_of, segmentation = plan.label_of, plan.segmentation
+    update = progress.update if progress is not None else lambda: None
     with atomic_open(plan.paths[index], "wb") as f:
-        out = tfrecord.RecordWriter(f.fileno())  # all bytes go through `out`, none through `f`
+        # records reach the file through `out` only (os.writev on the descriptor), never through `f`
+        out = tfrecord.RecordWriter(f.fileno())
         for image_id in plan.shards[index]:
-            im = plan.image_by_id[image_id]
+            im = image_by_id[image_id]
             try:
-                data, reencoded = read_image(os.path.join(plan.img_root, im["file_name"]), im["height"], im["width"])
+                data, reencoded = read_image(os.path.join(img_root, im["file_name"]), im["height"], im["width"])
             except _Skip as s:
                 res.skipped.append((s.kind, str(s)))
-                if progress is not None:
-                    progress.update()
+                update()
                 continue
-            anns = plan.anns_by_image.get(image_id, [])
-            feats, st = image_features(plan.profile, im, data, anns, plan.label_of, segmentation=plan.segmentation)
+            feats, st = image_features(profile, im, data, anns_by_image.get(image_id, ()), label_of,
+                                       segmentation=segmentation)
             res.bytes += out.write(encode_example_parts(feats))
             res.records += 1
             res.reencoded += reencoded
-            res.empty_images += st.boxes == 0
-            res.stats.boxes += st.boxes
-            res.stats.clipped += st.clipped
-            res.stats.no_box += st.no_box
-            res.stats.clipped_ids.extend(st.clipped_ids)
-            if progress is not None:
-                progress.update()
+            if st.boxes:
+                stats.boxes += st.boxes
+            else:
+                res.empty_images += 1
+            if st.clipped or st.no_box:
+                stats.clipped += st.clipped
+                stats.no_box += st.no_box
+                stats.clipped_ids += st.clipped_ids
+            update()
         out.flush()
     return res
 
