@@ -8,8 +8,9 @@ file on disk, as in a real dataset. The COCO JSON is written to a file and the e
 CLI does. Timed side by side, interleaved, ``--repeats`` rounds; each figure is the best round, with the
 median beside it:
 
-* ``read``: open every image and read its bytes (the export's own reader, `shards.read_bytes`), page cache
-  warm: the floor the issue's target is set against,
+* ``read``: open every image and read its bytes (the export's own reader, `shards.read_bytes`, with its
+  read-ahead, which only switches on for reads from the disk), page cache warm: the floor the issue's
+  target is set against,
 * ``copy``: read them and write the bytes into ``--shards`` files, then fsync each: the I/O any exporter
   pays, whatever its format (all it leaves out is framing, CRC-32C and the annotations),
 * ``load``: read and validate the COCO JSON (`load_coco`), the part of ``x1`` before any image,
@@ -18,7 +19,8 @@ median beside it:
 * ``-nofsync`` variants of copy and x1: ``os.fsync`` replaced by a no-op, to show what durability costs,
 * cold (``--cold``, on by default when the images are not on tmpfs): the images (and the JSON) are evicted
   from the page cache before each run (``posix_fadvise(DONTNEED)`` per file, or ``--drop-caches``: the
-  whole cache via /proc/sys/vm/drop_caches, root only), then read, copy and x1 again.
+  whole cache via /proc/sys/vm/drop_caches, root only), then read (also without read-ahead: one file
+  after another, the naive reader), copy and x1 again.
 
 Outputs go to ``--out_dir`` (default $TMPDIR; /dev/shm takes the disk out).
 
@@ -45,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from wsovvis.data.coco import load_coco, ytvis_to_coco  # noqa: E402
 from wsovvis.data.convert import convert  # noqa: E402
 from wsovvis.data.synthetic import generate_dataset  # noqa: E402
-from wsovvis.export.shards import export_tfrecord, read_bytes  # noqa: E402
+from wsovvis.export.shards import ReadAhead, export_tfrecord, read_bytes  # noqa: E402
 from wsovvis.export.tfrecord import start_writeback  # noqa: E402
 
 REAL = Path(os.environ.get("WSOVVIS_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
@@ -79,21 +81,36 @@ def duplicate(coco: dict, copies: int, src_root: Path, dst_root: Path) -> dict:
     return dict(coco, images=images, annotations=anns)
 
 
-def read_all(paths: list[str]) -> int:
-    return sum(len(read_bytes(p)) for p in paths)
+def read_all(paths: list[str], ahead: bool = True) -> int:
+    """Read every file's bytes as the export does: `read_bytes`, with its read-ahead (which switches itself
+    on when reads come from the disk) unless ``ahead`` is False (plain reads, one after another)."""
+    n = 0
+    advise = ReadAhead(paths)
+    for i, p in enumerate(paths):
+        if ahead:
+            advise.before(i)
+        t0 = time.perf_counter()
+        n += len(read_bytes(p))
+        advise.after(i, time.perf_counter() - t0)
+    return n
 
 
 def copy_all(paths: list[str], out: Path, shards: int) -> int:
     """Read every image and write its bytes into ``shards`` files round robin, each fsync'd: the I/O floor.
-    With the export's own disk writeback hint every 8 MB per file (`start_writeback`), so that the floor
-    gets every I/O advantage the export has."""
+    With the export's own read-ahead and its disk writeback hint every 8 MB per file (`start_writeback`), so
+    that the floor gets every I/O advantage the export has."""
     out.mkdir(parents=True, exist_ok=True)
     fds = [os.open(out / f"copy-{i}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) for i in range(shards)]
     written, synced = [0] * shards, [0] * shards
+    advise = ReadAhead(paths)
     try:
         for k, p in enumerate(paths):
             i = k % shards
-            written[i] += os.write(fds[i], read_bytes(p))
+            advise.before(k)
+            t0 = time.perf_counter()
+            data = read_bytes(p)
+            advise.after(k, time.perf_counter() - t0)
+            written[i] += os.write(fds[i], data)
             if written[i] - synced[i] >= 8 << 20:
                 start_writeback(fds[i], synced[i], written[i] - synced[i])
                 synced[i] = written[i]
@@ -172,7 +189,8 @@ def main() -> None:
             ("x2", lambda: export("x2", 2), True, False),
         ]
         if cold:
-            runs += [("read-cold", lambda: read_all(paths), True, True),
+            runs += [("read-cold-plain", lambda: read_all(paths, ahead=False), True, True),
+                     ("read-cold", lambda: read_all(paths), True, True),
                      ("copy-cold", lambda: copy_all(paths, tmp / "copy", args.shards), True, True),
                      ("x1-cold", lambda: export("x1"), True, True)]
         times: dict[str, list[float]] = {k: [] for k, *_ in runs}
@@ -203,7 +221,8 @@ def main() -> None:
         labels = {"read": "read bytes (warm cache)", "copy": "read+write bytes, fsync", "copy-nofsync":
                   "read+write bytes, no fsync", "load": "load+validate COCO JSON", "x1": "export 1 worker, fsync",
                   "x1-nofsync": "export 1 worker, no fsync", "x2": "export 2 workers, fsync",
-                  "read-cold": "read bytes, cold cache", "copy-cold": "read+write, cold, fsync",
+                  "read-cold-plain": "read bytes, cold, no read-ahead", "read-cold": "read bytes, cold cache",
+                  "copy-cold": "read+write, cold, fsync",
                   "x1-cold": "export 1 worker, cold, fsync"}
         for key in times:
             rate = "" if key == "load" else f"{n / b[key]:7.0f} images/s"
@@ -219,6 +238,7 @@ def main() -> None:
               f"fsync costs x1 {b['x1'] - b['x1-nofsync']:+.3f} s, copy {b['copy'] - b['copy-nofsync']:+.3f} s")
         if cold:
             print(f"cold: x1/read = {r('x1-cold', 'read-cold')}   x1/copy = {r('x1-cold', 'copy-cold')}   "
+                  f"x1/plain read = {r('x1-cold', 'read-cold-plain')}   "
                   f"(cold read / warm read = {r('read-cold', 'read')}; evicted by "
                   f"{'drop_caches' if args.drop_caches else 'posix_fadvise'})")
         print(f"floor: copy/read = {r('copy', 'read')} with fsync, {r('copy-nofsync', 'read')} without: writing the "

@@ -98,3 +98,59 @@ def test_record_writer_starts_writeback_in_contiguous_ranges(tmp_path, monkeypat
     assert len(calls) >= 3 and calls[0][0] == 0 and all(n >= 100000 for _, n in calls)
     assert all(a + n == b for (a, n), (b, _) in zip(calls, calls[1:])) and calls[-1][0] + calls[-1][1] <= size
     assert list(tfrecord.read_records(tmp_path / "x")) == [b"".join(p) for p in recs]
+
+
+def test_read_ahead_switches_on_after_a_slow_read_only(tmp_path, monkeypatch):
+    paths = []
+    for i in range(120):
+        (tmp_path / f"{i}.bin").write_bytes(b"x")
+        paths.append(str(tmp_path / f"{i}.bin"))
+    paths[30] = str(tmp_path / "missing.bin")  # advising it must not fail: its own read reports it
+    advised = []
+    real_fadvise = os.posix_fadvise
+    monkeypatch.setattr(shards.os, "posix_fadvise",
+                        lambda fd, off, n, how: (advised.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                 real_fadvise(fd, off, n, how)))
+    ahead = shards.ReadAhead(paths)
+    for i in range(5):  # page-cache reads: nothing advised
+        ahead.before(i)
+        ahead.after(i, 1e-6)
+    assert advised == []
+    ahead.before(5)
+    ahead.after(5, 0.01)  # a disk read: the next READ_AHEAD files are advised, each once
+    for i in range(6, 9):
+        ahead.before(i)
+        ahead.after(i, 1e-6)
+    assert advised == paths[7:8 + shards.READ_AHEAD]  # not the file being read: the read itself asks for it
+    for i in range(9, 120):
+        ahead.before(i)
+        ahead.after(i, 1e-6)
+    # on while reading up to 4*READ_AHEAD images past the slow one, then off
+    assert advised == [p for p in paths[7:5 + 5 * shards.READ_AHEAD] if "missing" not in p]
+    ahead = shards.ReadAhead(paths)
+    advised.clear()
+    ahead.after(0, 0.01)
+    for i in range(1, 120):
+        ahead.before(i)
+        ahead.after(i, 1e-6)
+    assert advised == [p for p in paths[2:5 * shards.READ_AHEAD] if "missing" not in p]
+
+
+def test_export_with_read_ahead_and_writeback_writes_the_same_bytes(synthetic_data, tmp_path, monkeypatch):
+    import json
+
+    from wsovvis.data import coco as coco_io
+
+    data = coco_io.ytvis_to_coco(json.loads(synthetic_data.gt_json.read_text()))
+    shards.export_tfrecord(data, synthetic_data.img_root, tmp_path / "a" / "train", num_shards=2, progress=False)
+    advised = []
+    monkeypatch.setattr(shards, "SLOW_READ_S", -1.0)  # every read counts as a disk read: read-ahead always on
+    monkeypatch.setattr(shards.os, "posix_fadvise", lambda fd, off, n, how: advised.append(how))
+    kw = tfrecord.RecordWriter.__init__.__kwdefaults__
+    for key, value in (("flush_bytes", 4096), ("max_pieces", 7), ("writeback_bytes", 10000)):  # tiny batches
+        monkeypatch.setitem(kw, key, value)
+    shards.export_tfrecord(data, synthetic_data.img_root, tmp_path / "b" / "train", num_shards=2, progress=False)
+    # per shard, all but image 0 (read before the first slow read) and 1 (being read when switched on)
+    assert len(advised) == len(data["images"]) - 2 * 2 and set(advised) == {os.POSIX_FADV_WILLNEED}
+    for a, b in zip(shards.shard_paths(tmp_path / "a" / "train", 2), shards.shard_paths(tmp_path / "b" / "train", 2)):
+        assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 0

@@ -25,6 +25,7 @@ import io
 import multiprocessing as mp
 import os
 import struct
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +134,43 @@ def read_image(path: str, height: int, width: int) -> tuple[bytes, bool]:
     return data, reencoded
 
 
+READ_AHEAD = 16  # images advised ahead once reads come from the disk
+SLOW_READ_S = 1e-4  # a read this slow waited for the disk (from the page cache a 60 KB JPEG takes ~20 us)
+
+
+class ReadAhead:
+    """Asks the kernel to start reading the next images while this one is encoded and written, once reads
+    turn out to come from the disk. On the bench's 1,920 DAVIS JPEGs (129 MB, ext4), evicted from the page
+    cache: read one after another 0.24-0.33 s, with 16 files advised ahead 0.13 s. Reads from the page
+    cache (a re-export) never switch it on: advising a cached file costs a few microseconds for nothing.
+    """
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+        self.advised = 0  # paths[:advised] were advised (or read)
+        self.active_until = -1  # advise ahead while reading images up to this index
+
+    def before(self, i: int) -> None:
+        if i > self.active_until or not hasattr(os, "posix_fadvise"):
+            return
+        end = min(i + READ_AHEAD, len(self.paths))
+        self.advised = max(self.advised, i + 1)
+        while self.advised < end:
+            try:
+                fd = os.open(self.paths[self.advised], os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+                finally:
+                    os.close(fd)
+            except OSError:  # a missing or odd file: its own read reports it
+                pass
+            self.advised += 1
+
+    def after(self, i: int, seconds: float) -> None:
+        if seconds > SLOW_READ_S:
+            self.active_until = i + 4 * READ_AHEAD
+
+
 @dataclass
 class _Plan:
     """Everything a worker needs; inherited by forked workers instead of pickled per task."""
@@ -172,15 +210,20 @@ def _write_shard(index: int, progress: tqdm | None = None) -> _ShardResult:
     with atomic_open(plan.paths[index], "wb") as f:
         # records reach the file through `out` only (os.writev on the descriptor), never through `f`
         out = tfrecord.RecordWriter(f.fileno())
-        for image_id in plan.shards[index]:
-            im = image_by_id[image_id]
+        images = [image_by_id[image_id] for image_id in plan.shards[index]]
+        paths = [os.path.join(img_root, im["file_name"]) for im in images]
+        ahead = ReadAhead(paths)
+        for i, im in enumerate(images):
+            ahead.before(i)
+            t0 = time.perf_counter()
             try:
-                data, reencoded = read_image(os.path.join(img_root, im["file_name"]), im["height"], im["width"])
+                data, reencoded = read_image(paths[i], im["height"], im["width"])
             except _Skip as s:
                 res.skipped.append((s.kind, str(s)))
                 update()
                 continue
-            feats, st = image_features(profile, im, data, anns_by_image.get(image_id, ()), label_of,
+            ahead.after(i, time.perf_counter() - t0)
+            feats, st = image_features(profile, im, data, anns_by_image.get(im["id"], ()), label_of,
                                        segmentation=segmentation)
             res.bytes += out.write(encode_example_parts(feats))
             res.records += 1
