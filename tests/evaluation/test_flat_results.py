@@ -253,3 +253,23 @@ def test_parser_never_reads_past_a_truncated_buffer(tmp_path):
     assert MOD.parse_results(bytearray(raw)) is not None
     with pytest.raises(BufferError):
         MOD.parse_results(raw)  # bytes are read-only: counts are unescaped in place
+
+
+def test_every_byte_in_counts_is_classified_like_the_bytewise_rule():
+    """The word-at-a-time test of counts chars agrees with the rule: RLE chars '0'..'o' except a raw '\\'."""
+    head = b'[{"video_id":1,"category_id":1,"score":0.5,"segmentations":[{"size":[1,1],"counts":"'
+    tail = b'"}]}]'
+    for b in range(256):
+        for k in (0, 3, 7, 8, 12, 19):
+            s = bytearray(b"0123456789:;<=>?@ABC")
+            s[k] = b
+            parsed = MOD.parse_results(bytearray(head + bytes(s) + tail))
+            ok = 48 <= b <= 111 and b != 92
+            assert (parsed is not None) == ok, (b, k)
+            if ok:
+                assert MOD.flat_item(parsed[0], 0)[0]["counts"] == s.decode()
+    # escaped backslashes anywhere, including across the 8-byte steps
+    for k in range(12):
+        text = "0" * k + "\\" + "a" * (11 - k) + "\\\\"
+        parsed = MOD.parse_results(bytearray(head + json.dumps(text)[1:-1].encode() + tail))
+        assert MOD.flat_item(parsed[0], 0)[0]["counts"] == text

@@ -18,10 +18,11 @@ with flat arrays built once for the file instead of Python work per (video, cate
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 
 import numpy as np
-from tqdm import tqdm
 
 from wsovvis.evaluation import kernel
 from wsovvis.evaluation.accumulate import Records
@@ -29,6 +30,7 @@ from wsovvis.evaluation.flat_results import FlatResults
 from wsovvis.evaluation.inputs import EvalInputs, GtTrack, bad_rle_error
 from wsovvis.evaluation.matching import out_of_range
 from wsovvis.evaluation.params import AREA_RNG, MATCH_THRS, MAX_DETS
+from wsovvis.evaluation.progress import progress_bar
 from wsovvis.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -37,6 +39,8 @@ log = get_logger(__name__)
 # run, so at most ~8 bytes per RLE char with buffer growth): ~10 MB for 360x640 object masks. Smaller chunks
 # were not measurably slower.
 CHUNK_SLOTS = 1 << 14
+# Chunks scanned and intersected at once, in threads (the kernel releases the GIL); each holds its intervals.
+MAX_THREADS = 4
 
 
 def _exclusive_cumsum(x: np.ndarray) -> np.ndarray:
@@ -136,45 +140,62 @@ def match_all(inp: EvalInputs, class_agnostic: bool, mod: ModuleType,
     chunk_of_video = v_chunk[:-1] // CHUNK_SLOTS
     bounds = v_first[np.r_[np.flatnonzero(np.diff(chunk_of_video)) + 1, len(videos)]] if len(videos) else []
     t_span = int(max(v_len.max(initial=0), d_len.max(initial=0))) + 1
-    walks = 0
-    start = 0
-    for end in tqdm(list(bounds), desc="eval", unit="chunk", disable=True if progress is False else None,
-                    leave=False):
-        sel = slice(start, int(end))
-        start = int(end)
+    handle = flat.handle if flat is not None else None
+
+    def scan_chunk(sel: slice) -> tuple:
+        """Scan and intersect one chunk (runs in a worker thread: the kernel calls release the GIL, and the
+        chunk's ``inter`` slots are its own); -> what the caller adds up, in chunk order."""
         is_dt, idx = s_is_dt[sel], s_idx[sel]
-        if len(idx) == 0:
-            continue
-        sc = kernel.scan(mod, s_lists[sel], v_h[s_vid[sel]], v_w[s_vid[sel]], s_need[sel],
-                         flat.handle if flat is not None else None)
+        sc = kernel.scan(mod, s_lists[sel], v_h[s_vid[sel]], v_w[s_vid[sel]], s_need[sel], handle)
         if len(sc.bad):
             track, t = (int(x) for x in sc.bad[0])
-            i = int(idx[track])
-            video = videos[int(s_vid[sel][track])]
-            if is_dt[track]:
-                raise bad_rle_error(inp, video, None, int(d_file[i]), t)
-            raise bad_rle_error(inp, video, gts[i], None, t)
+            return ("bad", bool(is_dt[track]), int(idx[track]), int(s_vid[sel][track]), t)
         f_dt = is_dt[sc.track]
         f_idx = idx[sc.track]
         gf = np.flatnonzero(~f_dt)
         gi = f_idx[gf]
-        g_frame_area[g_off[gi] + sc.t[gf] + 1] = sc.area[gf]
         df = np.flatnonzero(f_dt)
         dr = row_of[f_idx[df]]
         d_area, d_t = sc.area[df], sc.t[df]
-        area_sum += np.bincount(dr, weights=d_area, minlength=n_rows).astype(np.int64)
-        area_cnt += np.bincount(dr[d_area > 0], minlength=n_rows)
         in_zip = d_t < v_len[d_vid[rows[dr]]]  # zip(prediction, GT): frames past the video count for neither
-        area_zip = np.where(in_zip, d_area, 0)
-        zip_area += np.bincount(dr, weights=area_zip, minlength=n_rows).astype(np.int64)
         a = np.flatnonzero(in_zip & (d_area > 0) & paired[row_grp[dr]])
         b = np.flatnonzero((sc.area[gf] > 0) & paired[g_grp[gi]])
+        walks = 0
         if len(a) and len(b):
             ag, bg = row_grp[dr[a]], gi[b]
-            walks += kernel.intersect(
+            walks = kernel.intersect(
                 mod, sc, df[a], ag * t_span + d_t[a], pair_base[ag] + row_rank[dr[a]] * num_g[ag],
                 gf[b], g_grp[bg] * t_span + sc.t[gf][b], g_pos[bg], inter,
             )
+        return ("ok", g_off[gi] + sc.t[gf] + 1, sc.area[gf], dr, d_area, in_zip, walks)
+
+    chunks = []
+    start = 0
+    for end in bounds:
+        if int(end) > start:
+            chunks.append(slice(start, int(end)))
+        start = int(end)
+    walks = 0
+    workers = min(MAX_THREADS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
+                  (os.cpu_count() or 1), len(chunks))
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="wsovvis-eval") if workers > 1 else None
+    try:
+        outs = pool.map(scan_chunk, chunks) if pool is not None else map(scan_chunk, chunks)
+        for out in progress_bar(outs, progress, total=len(chunks), desc="eval", unit="chunk"):
+            if out[0] == "bad":  # the first bad frame in scan order: the one the per-video path reports
+                _, is_dt, i, v, t = out
+                if is_dt:
+                    raise bad_rle_error(inp, videos[v], None, int(d_file[i]), t)
+                raise bad_rle_error(inp, videos[v], gts[i], None, t)
+            _, g_slot, g_area, dr, d_area, in_zip, w = out
+            g_frame_area[g_slot] = g_area
+            area_sum += np.bincount(dr, weights=d_area, minlength=n_rows).astype(np.int64)
+            area_cnt += np.bincount(dr[d_area > 0], minlength=n_rows)
+            zip_area += np.bincount(dr, weights=np.where(in_zip, d_area, 0), minlength=n_rows).astype(np.int64)
+            walks += w
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     # 3. Video IoU of every (prediction, GT) pair of every group.
     g_cum = np.cumsum(g_frame_area)

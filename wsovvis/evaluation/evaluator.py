@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from wsovvis.evaluation import batched, kernel
 from wsovvis.evaluation.accumulate import Records, accumulate, per_category_ap, summarize
 from wsovvis.evaluation.inputs import EvalInputs, GtTrack, Video, bad_rle_error, check_inputs
 from wsovvis.evaluation.matching import match_group
 from wsovvis.evaluation.params import AREA_RNG, BASE_PARTITIONS, IOU_THRS, MAX_DETS, NOVEL_PARTITIONS, STAT_NAMES
+from wsovvis.evaluation.progress import progress_bar
 from wsovvis.evaluation.rle_batch import check_rles, frame_intersections
 from wsovvis.utils.logging import get_logger
 
@@ -185,8 +185,7 @@ def _match_all(inp: EvalInputs, class_agnostic: bool, progress: bool | None) -> 
     num_res = np.zeros(num_k, dtype=np.int64)
     crowd_ignored = inp.flavor == "ytvis"
     videos = [v for v in inp.videos if v.id in inp.gts_by_video or v.id in inp.dts_by_video]
-    for video in tqdm(videos, desc="eval", unit="video", disable=True if progress is False else None,
-                      leave=False):
+    for video in progress_bar(videos, progress, desc="eval", unit="video"):
         gts = inp.gts_by_video.get(video.id, [])
         dts = inp.dts_by_video.get(video.id, [])
         _match_video(inp, video, gts, dts, class_agnostic, k_of, cat_rank, crowd_ignored, buf, num_gt, num_res)

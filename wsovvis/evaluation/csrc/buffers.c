@@ -1,24 +1,37 @@
 /* Growable buffers and buffer arguments (see kernel.h). */
 #include "kernel.h"
 
-int buf_grow(Buf *b, size_t extra) {
+int buf_reserve(Buf *b, size_t extra) {
     if (b->len + extra <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 1 << 12;
     while (cap < b->len + extra) cap *= 2;
     char *p = PyMem_RawRealloc(b->data, cap);
-    if (!p) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    if (!p) return -1;
     b->data = p;
     b->cap = cap;
     return 0;
 }
 
-int buf_put(Buf *b, const void *src, size_t n) {
-    if (buf_grow(b, n)) return -1;
+int buf_append(Buf *b, const void *src, size_t n) {
+    if (buf_reserve(b, n)) return -1;
     memcpy(b->data + b->len, src, n);
     b->len += n;
+    return 0;
+}
+
+int buf_grow(Buf *b, size_t extra) {
+    if (buf_reserve(b, extra)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+int buf_put(Buf *b, const void *src, size_t n) {
+    if (buf_append(b, src, n)) {
+        PyErr_NoMemory();
+        return -1;
+    }
     return 0;
 }
 

@@ -14,16 +14,21 @@ static void frames_free(Frames *f) {
     buf_free(&f->box);
 }
 
-/* The interval buffer of the last freed scan, reused by the next one: a chunk's intervals are tens of MB,
- * and touching fresh pages costs a page fault each (a third of a scan's time when measured). `release()` frees it. */
-static Buf spare_runs;
+/* The interval buffers of the last freed scans, reused by the next ones: a chunk's intervals are tens of MB,
+ * and touching fresh pages costs a page fault each (a third of a scan's time when measured). Two, for two scans
+ * running at once in threads; only touched with the GIL held. `release()` frees them. */
+#define SPARES 2
+static Buf spare_runs[SPARES];
 
 static void capsule_free(PyObject *cap) {
     Frames *f = PyCapsule_GetPointer(cap, CAPSULE_NAME);
     if (f) {
-        if (spare_runs.data == NULL || f->runs.cap > spare_runs.cap) {
-            buf_free(&spare_runs);
-            spare_runs = f->runs;
+        int k = 0; /* an empty slot, else the smallest */
+        for (int j = 1; j < SPARES; j++)
+            if (spare_runs[k].data && (!spare_runs[j].data || spare_runs[j].cap < spare_runs[k].cap)) k = j;
+        if (spare_runs[k].data == NULL || f->runs.cap > spare_runs[k].cap) {
+            buf_free(&spare_runs[k]);
+            spare_runs[k] = f->runs;
             f->runs.data = NULL;
         }
         frames_free(f);
@@ -31,18 +36,20 @@ static void capsule_free(PyObject *cap) {
     }
 }
 
-const char release_doc[] = "release() -> None: free the interval buffer kept for the next scan.";
+const char release_doc[] = "release() -> None: free the interval buffers kept for the next scans.";
 
 PyObject *release(PyObject *self, PyObject *unused) {
-    buf_free(&spare_runs);
+    for (int k = 0; k < SPARES; k++) buf_free(&spare_runs[k]);
     Py_RETURN_NONE;
 }
 
-/* Borrowed pointer to the counts of one frame; NULL (no error set) if it is not a dict with str/bytes counts. */
-static const unsigned char *frame_counts(PyObject *seg, Py_ssize_t *n) {
+/* Borrowed pointer to the counts of one frame (*owner: the counts object); NULL (no error set) if it is not a
+ * dict with str/bytes counts. */
+static const unsigned char *frame_counts(PyObject *seg, Py_ssize_t *n, PyObject **owner) {
     if (!PyDict_Check(seg)) return NULL;
     PyObject *c = PyDict_GetItemWithError(seg, counts_key);
     if (c == NULL) return NULL;
+    *owner = c;
     if (PyUnicode_Check(c)) {
         const char *s = PyUnicode_AsUTF8AndSize(c, n); /* ASCII: the string's own data, no copy */
         if (s == NULL) PyErr_Clear();                     /* lone surrogates: not valid counts */
@@ -55,6 +62,14 @@ static const unsigned char *frame_counts(PyObject *seg, Py_ssize_t *n) {
     return NULL;
 }
 
+/* One present frame to parse: its counts (NULL: not a dict with str/bytes counts, a bad frame), track, index. */
+typedef struct {
+    const unsigned char *s;
+    Py_ssize_t n;
+    PyObject *owner; /* a reference to the counts object, held while the frames are parsed without the GIL */
+    int32_t i, t;
+} Item;
+
 const char scan_doc[] =
 "scan(tracks, heights, widths[, need[, flat]]) -> (frames, track, t, area, bad)\n\n"
 "tracks: list of per-frame lists (None or {'counts': str | bytes, ...}), or ints k: the frames of result k of\n"
@@ -65,7 +80,7 @@ const char scan_doc[] =
 "frames that are not valid compressed RLE of height*width pixels (bad chars, a value running past the end,\n"
 "a negative run, runs not adding up to the frame size).";
 
-/* Parse one present frame of track i into f (or record it in bad); -1 on a Python error. */
+/* Parse one present frame of track i into f (or record it in bad); -1 when out of memory (no error set). */
 static int scan_frame(Frames *f, const unsigned char *s, Py_ssize_t n, int need, Py_ssize_t i, Py_ssize_t t,
                       int64_t h, int64_t pixels, Buf *tr, Buf *tt, Buf *ar, Buf *bad) {
     int64_t area = 0;
@@ -81,11 +96,11 @@ static int scan_frame(Frames *f, const unsigned char *s, Py_ssize_t n, int need,
     int32_t i32 = (int32_t)i, t32 = (int32_t)t;
     if (rc) {
         int64_t pair[2] = {i, t};
-        return buf_put(bad, pair, sizeof pair);
+        return buf_append(bad, pair, sizeof pair);
     }
     int64_t end = (int64_t)(f->runs.len / sizeof(Interval));
-    if (buf_put(tr, &i32, 4) || buf_put(tt, &t32, 4) || buf_put(ar, &area, 8) || buf_put(&f->off, &end, 8) ||
-        buf_put(&f->box, &box, sizeof box))
+    if (buf_append(tr, &i32, 4) || buf_append(tt, &t32, 4) || buf_append(ar, &area, 8) ||
+        buf_append(&f->off, &end, 8) || buf_append(&f->box, &box, sizeof box))
         return -1;
     f->n++;
     return 0;
@@ -111,7 +126,7 @@ PyObject *scan(PyObject *self, PyObject *args) {
     Py_ssize_t nt = PyList_GET_SIZE(tracks);
     const int64_t *hs = hv.buf, *ws = wv.buf;
     Frames *f = PyMem_RawCalloc(1, sizeof(Frames));
-    Buf tr = {0}, tt = {0}, ar = {0}, bad = {0};
+    Buf tr = {0}, tt = {0}, ar = {0}, bad = {0}, items = {0};
     PyObject *cap = NULL, *out = NULL;
     if (!f) {
         PyErr_NoMemory();
@@ -121,12 +136,16 @@ PyObject *scan(PyObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "heights/widths/need must have one entry per track (%zd)", nt);
         goto done;
     }
-    f->runs = spare_runs;
+    for (int k = 0; k < SPARES; k++) /* the largest spare */
+        if (spare_runs[k].data && (!f->runs.data || spare_runs[k].cap > f->runs.cap)) {
+            Buf tmp = f->runs;
+            f->runs = spare_runs[k];
+            spare_runs[k] = tmp;
+        }
     f->runs.len = 0;
-    spare_runs.data = NULL;
-    spare_runs.cap = 0;
     int64_t zero = 0;
     if (buf_put(&f->off, &zero, 8)) goto done;
+    /* 1. with the GIL: every present frame's counts (references held); 2. without it: parse them all */
     for (Py_ssize_t i = 0; i < nt; i++) {
         PyObject *segs = PyList_GET_ITEM(tracks, i);
         int64_t h = hs[i], pixels = hs[i] * ws[i];
@@ -135,7 +154,6 @@ PyObject *scan(PyObject *self, PyObject *args) {
                          (long long)ws[i]);
             goto done;
         }
-        int need_i = need == NULL || need[i];
         if (flat.data && PyLong_CheckExact(segs)) { /* result k of the flat tables */
             Py_ssize_t k = PyLong_AsSsize_t(segs);
             if (k < 0 || k >= flat.n) {
@@ -144,9 +162,9 @@ PyObject *scan(PyObject *self, PyObject *args) {
             }
             for (int64_t j = flat.seg_start[k]; j < flat.seg_start[k + 1]; j++) {
                 if (flat.frame_len[j] < 0) continue;
-                if (scan_frame(f, flat.data + flat.frame_off[j], (Py_ssize_t)flat.frame_len[j], need_i, i,
-                               (Py_ssize_t)(j - flat.seg_start[k]), h, pixels, &tr, &tt, &ar, &bad))
-                    goto done;
+                Item it = {flat.data + flat.frame_off[j], (Py_ssize_t)flat.frame_len[j], NULL, (int32_t)i,
+                           (int32_t)(j - flat.seg_start[k])}; /* the capsule (an argument) keeps the data */
+                if (buf_put(&items, &it, sizeof it)) goto done;
             }
             continue;
         }
@@ -158,10 +176,29 @@ PyObject *scan(PyObject *self, PyObject *args) {
         for (Py_ssize_t t = 0; t < len; t++) {
             PyObject *seg = PyList_GET_ITEM(segs, t);
             if (seg == Py_None) continue;
-            Py_ssize_t n = 0;
-            const unsigned char *s = frame_counts(seg, &n);
-            if (s == NULL && PyErr_Occurred()) goto done;
-            if (scan_frame(f, s, n, need_i, i, t, h, pixels, &tr, &tt, &ar, &bad)) goto done;
+            Item it = {NULL, 0, NULL, (int32_t)i, (int32_t)t};
+            it.s = frame_counts(seg, &it.n, &it.owner);
+            if (it.s == NULL && PyErr_Occurred()) goto done;
+            if (it.s == NULL) it.owner = NULL;
+            Py_XINCREF(it.owner);
+            if (buf_put(&items, &it, sizeof it)) {
+                Py_XDECREF(it.owner);
+                goto done;
+            }
+        }
+    }
+    {
+        const Item *its = (const Item *)items.data;
+        size_t ni = items.len / sizeof(Item);
+        int nomem = 0;
+        Py_BEGIN_ALLOW_THREADS for (size_t k = 0; k < ni && !nomem; k++) {
+            int64_t h = hs[its[k].i];
+            nomem = scan_frame(f, its[k].s, its[k].n, need == NULL || need[its[k].i], its[k].i, its[k].t, h,
+                               h * ws[its[k].i], &tr, &tt, &ar, &bad) != 0;
+        }
+        Py_END_ALLOW_THREADS if (nomem) {
+            PyErr_NoMemory();
+            goto done;
         }
     }
     cap = PyCapsule_New(f, CAPSULE_NAME, capsule_free);
@@ -169,6 +206,8 @@ PyObject *scan(PyObject *self, PyObject *args) {
     f = NULL; /* owned by the capsule now */
     out = Py_BuildValue("(ONNNN)", cap, buf_bytes(&tr), buf_bytes(&tt), buf_bytes(&ar), buf_bytes(&bad));
 done:
+    for (size_t k = 0; k < items.len / sizeof(Item); k++) Py_XDECREF(((Item *)items.data)[k].owner);
+    buf_free(&items);
     if (f) {
         frames_free(f);
         PyMem_RawFree(f);
@@ -264,8 +303,10 @@ PyObject *intersect(PyObject *self, PyObject *args) {
             PyErr_Format(PyExc_ValueError, "b_frame[%lld] out of range or b_bucket not sorted", (long long)j);
             goto done;
         }
-    int64_t i = 0, j = 0;
-    while (i < na && j < nb) {
+    int64_t i = 0, j = 0, bad_slot = 0;
+    int bad = 0;
+    /* without the GIL: two chunks' intersections can run at once (their out slots are disjoint) */
+    Py_BEGIN_ALLOW_THREADS while (i < na && j < nb && !bad) {
         if (ab[i] < bb[j]) {
             i++;
         } else if (ab[i] > bb[j]) {
@@ -274,19 +315,23 @@ PyObject *intersect(PyObject *self, PyObject *args) {
             int64_t i1 = i, j1 = j;
             while (i1 < na && ab[i1] == ab[i]) i1++;
             while (j1 < nb && bb[j1] == bb[j]) j1++;
-            for (int64_t ii = i; ii < i1; ii++)
+            for (int64_t ii = i; ii < i1 && !bad; ii++)
                 for (int64_t jj = j; jj < j1; jj++) {
                     int64_t slot = as[ii] + bs[jj];
-                    if (slot < 0 || slot >= nout) {
-                        PyErr_Format(PyExc_ValueError, "slot %lld outside out[%lld]", (long long)slot,
-                                     (long long)nout);
-                        goto done;
+                    if (slot < 0 || slot >= nout) { /* reported below, with the GIL */
+                        bad = 1;
+                        bad_slot = slot;
+                        break;
                     }
                     out[slot] += intersection(f, af[ii], bf[jj], &walks);
                 }
             i = i1;
             j = j1;
         }
+    }
+    Py_END_ALLOW_THREADS if (bad) {
+        PyErr_Format(PyExc_ValueError, "slot %lld outside out[%lld]", (long long)bad_slot, (long long)nout);
+        goto done;
     }
     ret = PyLong_FromLongLong(walks);
 done:

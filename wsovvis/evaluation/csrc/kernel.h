@@ -43,6 +43,9 @@ typedef struct {
 
 int buf_grow(Buf *b, size_t extra);
 int buf_put(Buf *b, const void *src, size_t n);
+/* the same without setting a Python error (safe without the GIL: PyMem_Raw); -1 when out of memory */
+int buf_reserve(Buf *b, size_t extra);
+int buf_append(Buf *b, const void *src, size_t n);
 void buf_free(Buf *b);
 PyObject *buf_bytes(const Buf *b);
 

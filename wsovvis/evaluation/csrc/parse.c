@@ -58,11 +58,11 @@ static inline int next_pair(const unsigned char *s, Py_ssize_t n, Py_ssize_t *p,
 }
 
 /* Parse one string; append its merged foreground intervals to `runs`. Returns 0 if valid, 1 if not (then
- * nothing is appended), -1 on a Python error. */
+ * nothing is appended), -1 when out of memory (no Python error set: runs without the GIL). */
 int parse_counts(const unsigned char *s, Py_ssize_t n, int64_t h, int64_t pixels, Buf *runs, int64_t *area,
                  Box *box) {
     /* every value takes at least one char, and every other value is a foreground run */
-    if (buf_grow(runs, (size_t)(n / 2 + 1) * sizeof(Interval))) return -1;
+    if (buf_reserve(runs, (size_t)(n / 2 + 1) * sizeof(Interval))) return -1;
     Interval *const first = (Interval *)(runs->data + runs->len);
     Interval *iv = first;
     Pairs d = {0, 0, 0, 0};

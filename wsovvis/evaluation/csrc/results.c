@@ -102,27 +102,42 @@ static int parse_key(Cur *c, const unsigned char **key, Py_ssize_t *n) {
 
 #define KEY_IS(k, n, lit) ((n) == (Py_ssize_t)sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
 
-/* A counts string: RLE chars ('0' + 0..63) where '\' is written "\\"; unescaped in place. */
+/* 8 bytes that are all RLE chars other than '\\' (the common case, tested word-wise): every byte below 0x80,
+ * byte + 16 in [0x40, 0x80) (so byte in ['0', 'o'], no carry between bytes), and no byte equal to '\\'. */
+static inline int plain8(uint64_t x) {
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t bs = x ^ (ones * '\\');
+    return !(x & high) && ((x + ones * 16) & (ones * 0xC0)) == ones * 0x40 && !((bs - ones) & ~bs & high);
+}
+
+/* A counts string: RLE chars ('0' + 0..63) where '\\' is written "\\\\"; unescaped in place. */
 static int parse_counts_string(Cur *c, int64_t *off, int64_t *len, const unsigned char *base) {
     if (expect(c, '"')) return DECLINE;
-    unsigned char *start = c->p, *r = c->p, *end = c->end;
-    /* fast part: no escape seen yet, nothing to move */
-    while (r < end && (unsigned)(*r - 48u) < 64u && *r != '\\') r++;
-    unsigned char *w = r;
-    while (r < end && *r != '"') {
+    unsigned char *start = c->p, *r = c->p, *w = c->p, *end = c->end;
+    for (;;) {
+        while (end - r >= 8) {
+            uint64_t x;
+            memcpy(&x, r, 8);
+            if (!plain8(x)) break;
+            memcpy(w, &x, 8); /* loaded first: safe when w and r overlap (w <= r) */
+            r += 8;
+            w += 8;
+        }
+        if (r >= end) return DECLINE;
         unsigned ch = *r;
-        if (ch == '\\') {
+        if ((unsigned)(ch - 48u) < 64u && ch != '\\') {
+            *w++ = (unsigned char)ch;
+            r++;
+        } else if (ch == '\\') {
             if (r + 1 >= end || r[1] != '\\') return DECLINE;
             *w++ = '\\';
             r += 2;
-        } else if ((unsigned)(ch - 48u) < 64u) {
-            *w++ = (unsigned char)ch;
-            r++;
+        } else if (ch == '"') {
+            break;
         } else {
             return DECLINE;
         }
     }
-    if (r >= end) return DECLINE;
     c->p = r + 1;
     *off = start - base;
     *len = w - start;
@@ -135,20 +150,8 @@ typedef struct {
     int64_t n;
 } Tables;
 
-/* PyMem_Raw growth without setting a Python error (called without the GIL). */
-static int put(Buf *b, const void *src, size_t n) {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1 << 12;
-        while (cap < b->len + n) cap *= 2;
-        char *p = PyMem_RawRealloc(b->data, cap);
-        if (!p) return NOMEM;
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, src, n);
-    b->len += n;
-    return OK;
-}
+/* growth without setting a Python error (called without the GIL) */
+static int put(Buf *b, const void *src, size_t n) { return buf_append(b, src, n) ? NOMEM : OK; }
 
 static void tables_free(Tables *t) {
     Buf *all[] = {&t->vid, &t->cat, &t->score_span, &t->seg_start, &t->h, &t->w, &t->frame_off, &t->frame_len};
