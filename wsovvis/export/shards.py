@@ -330,10 +330,22 @@ def export_tfrecord(
             with tqdm(total=n_images, desc="tfrecord", unit="img", disable=not progress) as bar:
                 results = [_write_shard(i, bar) for i in range(num_shards)]
         else:
-            ctx = mp.get_context("fork")  # workers inherit _PLAN instead of unpickling it
-            with ctx.Pool(min(workers, num_shards)) as pool:
-                results = list(tqdm(pool.imap(_write_shard_task, range(num_shards)), total=num_shards,
-                                    desc="tfrecord shards", unit="shard", disable=not progress))
+            # this process is one of the k workers: it writes shards 0, k, 2k, ... while k - 1 forked ones
+            # (which inherit _PLAN instead of unpickling it) share the rest: one fork fewer, no idle parent
+            k = min(workers, num_shards)
+            own = list(range(0, num_shards, k))
+            others = [i for i in range(num_shards) if i % k]
+            done: dict[int, _ShardResult] = {}
+            with mp.get_context("fork").Pool(k - 1) as pool, \
+                    tqdm(total=num_shards, desc="tfrecord shards", unit="shard", disable=not progress) as bar:
+                pending = pool.imap(_write_shard_task, others)
+                for i in own:
+                    done[i] = _write_shard(i)
+                    bar.update()
+                for i, r in zip(others, pending):
+                    done[i] = r
+                    bar.update()
+            results = [done[i] for i in range(num_shards)]
     finally:
         _PLAN = None
     skipped: dict[str, list[str]] = {}
