@@ -99,6 +99,7 @@ _FEATURE_TAG = {"bytes": b"\x0a", "float": b"\x12", "int64": b"\x1a"}  # Feature
 BIG = 4096  # values (bytes, or packed lists) at least this long are passed through as parts of their own
 _MAX_KEYS = 1024  # the caches below hold at most this many keys / key sets (a writer uses a dozen)
 
+_FLOATS: dict[int, struct.Struct] = {}  # n -> packer of n little-endian float32 (boxes: n = 4 * objects)
 # key -> kind -> data length -> the entry's bytes before its data (see `encode_example_parts`)
 _HEADS: dict[str, dict[str, dict[int, bytes]]] = {}
 # key set (as given) -> its keys sorted by their UTF-8 bytes, each with its map-entry head and its `_HEADS` cache
@@ -147,9 +148,18 @@ def encode_example_parts(features: Features) -> list[bytes]:
     for key, key_head, heads in _order(features):
         kind, values = features[key]
         if kind == "int64":
-            data = b"".join([VARINTS[v] if 0 <= v < 16384 else _varint(v) for v in values])
+            if len(values) == 1:  # ids, sizes, and images with one object: no comprehension (a call in 3.11)
+                v = values[0]
+                data = VARINTS[v] if 0 <= v < 16384 else _varint(v)
+            else:
+                data = b"".join([VARINTS[v] if 0 <= v < 16384 else _varint(v) for v in values])
         elif kind == "float":
-            data = struct.pack(f"<{len(values)}f", *values)
+            packer = _FLOATS.get(len(values))
+            if packer is None:
+                packer = struct.Struct(f"<{len(values)}f")
+                if len(values) < 1024:
+                    _FLOATS[len(values)] = packer
+            data = packer.pack(*values)
         elif kind == "bytes" and len(values) == 1:
             data = values[0]
         elif kind == "bytes":  # none or several values: one '0a len' head each
