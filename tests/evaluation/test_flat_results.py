@@ -273,3 +273,33 @@ def test_every_byte_in_counts_is_classified_like_the_bytewise_rule():
         text = "0" * k + "\\" + "a" * (11 - k) + "\\\\"
         parsed = MOD.parse_results(bytearray(head + json.dumps(text)[1:-1].encode() + tail))
         assert MOD.flat_item(parsed[0], 0)[0]["counts"] == text
+
+
+def test_mutated_files_are_read_as_json_reads_them_or_declined():
+    """Random byte edits of a small file: whatever the parser accepts is valid JSON of the common shape, and
+    every result reads exactly as ``json.loads`` reads it."""
+    rng = np.random.default_rng(0)
+    _, results, _ = _base()
+    raw = json.dumps(results, indent=1).encode()
+    alphabet = b' \t\n\r",:[]{}\\0123456789.eE+-nultrufalsecountsizevideo_idcategory_idscoresegmentations\xff'
+    accepted = 0
+    for _ in range(3000):
+        buf = bytearray(raw)
+        for _ in range(int(rng.integers(1, 4))):
+            k = int(rng.integers(0, len(buf)))
+            op = rng.integers(0, 3)
+            if op == 0:
+                buf[k] = alphabet[int(rng.integers(0, len(alphabet)))]
+            elif op == 1:
+                del buf[k]
+            else:
+                buf.insert(k, alphabet[int(rng.integers(0, len(alphabet)))])
+        text = bytes(buf)
+        parsed = MOD.parse_results(buf)
+        if parsed is None:
+            continue
+        accepted += 1
+        ref = json.loads(text)
+        flat = flat_results.FlatResults(MOD, parsed)
+        assert [flat[i] for i in range(len(flat))] == ref, text
+    assert accepted > 100  # edits inside counts strings, numbers and whitespace keep the common shape
