@@ -239,9 +239,11 @@ def test_missing_and_unreadable_files_get_the_general_message(tmp_path):
     gt, _, _ = _base()
     with pytest.raises(WsovvisError, match="results JSON does not exist"):
         evaluate_full(gt, tmp_path / "nope.json", backend="kernel")
-    (tmp_path / "r.json").write_text("[{")
-    with pytest.raises(WsovvisError, match=r"r\.json: unreadable results JSON"):
-        evaluate_full(gt, tmp_path / "r.json", backend="kernel")
+    for text in ("[{", ""):
+        (tmp_path / "r.json").write_text(text)
+        assert flat_results.read_flat(MOD, tmp_path / "r.json") is None
+        with pytest.raises(WsovvisError, match=r"r\.json: unreadable results JSON"):
+            evaluate_full(gt, tmp_path / "r.json", backend="kernel")
 
 
 def test_parser_never_reads_past_a_truncated_buffer(tmp_path):

