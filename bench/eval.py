@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import time
@@ -256,17 +257,24 @@ def whole_command_files(label: str, gt_path: Path, res_path: Path, class_agnosti
     cmd = [sys.executable, "-m", "wsovvis", "eval", "--gt", str(gt_path), "--results", str(res_path), "--json"]
     if class_agnostic:
         cmd.append("--class_agnostic")
-    ours, plain, loads = [], [], []
+    ours, plain, loads, ours_cpu, plain_cpu = [], [], [], [], []
+
+    def child_cpu() -> float:
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime
+
     for r in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), child_cpu()
         mine = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=root)
         ours.append(time.perf_counter() - t)
+        ours_cpu.append(child_cpu() - c)
         if not skip_reference:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), child_cpu()
             out = subprocess.run([sys.executable, "-c", PLAIN_COMMAND, str(gt_path), str(res_path),
                                   "1" if class_agnostic else "0", ",".join(STAT_NAMES)], check=True,
                                  capture_output=True, text=True, cwd=root)
             plain.append(time.perf_counter() - t)
+            plain_cpu.append(child_cpu() - c)
             lines = out.stdout.splitlines()
             loads.append(float(lines[-1].split()[-1]))
             if r == 0:
@@ -274,10 +282,12 @@ def whole_command_files(label: str, gt_path: Path, res_path: Path, class_agnosti
                 diff = max(abs(a[k] - b[k]) for k in STAT_NAMES)
                 print(f"[{label}] whole command: max |d stats| between the two commands {diff:.3g}", flush=True)
     line = (f"[{label}] whole command from files (results {mb_res:.1f} MB, GT {mb_gt:.1f} MB; best of {repeat}, "
-            f"interleaved): wsovvis eval {min(ours):6.2f} s (median {statistics.median(ours):.2f})")
+            f"interleaved; wall, and CPU user+sys of the process): wsovvis eval {min(ours):6.2f} s (median "
+            f"{statistics.median(ours):.2f}; cpu {min(ours_cpu):.2f})")
     if plain:
-        line += (f"   plain evaluator script {min(plain):6.2f} s (median {statistics.median(plain):.2f}; json.load "
-                 f"{min(loads):.2f} s)   ratio best/best {min(plain) / min(ours):5.1f}x")
+        line += (f"   plain evaluator script {min(plain):6.2f} s (median {statistics.median(plain):.2f}; cpu "
+                 f"{min(plain_cpu):.2f}; json.load {min(loads):.2f} s)   ratio best/best {min(plain) / min(ours):5.1f}x"
+                 f" wall, {min(plain_cpu) / min(ours_cpu):5.1f}x cpu")
     print(line, flush=True)
 
 
