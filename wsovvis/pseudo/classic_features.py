@@ -132,6 +132,8 @@ class ClassicFeatures(FeatureExtractor):
         still_weight / still_min_p: colour evidence without motion counts (up to ``still_weight``)
             for colours whose ``P(fg | colour)`` exceeds ``still_min_p``, so objects that pause keep
             their objectness while colours shared with the background do not.
+        fb_check: motion saliency only from flow that passes the forward-backward check
+            (`wsovvis.pseudo.motion.consistent`): rippling water and spray are not objects.
     """
 
     name = "classic"
@@ -140,7 +142,8 @@ class ClassicFeatures(FeatureExtractor):
                  k_obj: float = 1.0, w_obj: float = 0.5, w_col: float = 1.0, w_mot: float = 0.7,
                  col_scale: float = 20.0, mot_scale: float = 0.5, colour_bins: int = 16, floor_px: float = 0.6,
                  still_weight: float = 1.0, still_min_p: float = 0.9, flow_preset: str = "medium",
-                 sal_gamma: float = 0.7, temporal: float = 0.0, w_rare: float = 0.0, rare_q: float = 0.02):
+                 sal_gamma: float = 0.7, temporal: float = 0.0, w_rare: float = 0.0, rare_q: float = 0.02,
+                 fb_check: bool = True):
         self.patch = patch
         self.grid_short = grid_short
         self.multiple = 1
@@ -157,6 +160,7 @@ class ClassicFeatures(FeatureExtractor):
         self.temporal = temporal
         self.w_rare = w_rare
         self.rare_q = rare_q
+        self.fb_check = fb_check
         self.flow = FlowEstimator(flow_preset)
 
     def cell_size(self, h: int, w: int) -> int:
@@ -167,7 +171,7 @@ class ClassicFeatures(FeatureExtractor):
         t_len, h, w, _ = frames.shape
         scale = min(h, w) / 480.0
         gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
-        fwd, res, sal_px = video_motion(gray, self.flow, ransac_px=max(0.5, scale))
+        fwd, res, sal_px = video_motion(gray, self.flow, ransac_px=max(0.5, scale), fb_check=self.fb_check)
         sal = normalise_saliency(sal_px, self.floor_px * scale) ** self.sal_gamma
         # Per frame: Lab means per cell, colour-model bins and soft colour histograms (the
         # linking descriptor, 4 bins per Lab axis); nothing of size [T, H, W, C] is kept.
