@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from wsovvis.errors import WsovvisError
-from wsovvis.evaluation import evaluate_full, evaluator, flat_results, kernel
+from wsovvis.evaluation import batched, evaluate_full, evaluator, flat_results, kernel
 from wsovvis.evaluation.inputs import check_inputs
 
 from .helpers import box, make_gt, pred, random_case
@@ -305,3 +305,26 @@ def test_mutated_files_are_read_as_json_reads_them_or_declined():
         flat = flat_results.FlatResults(MOD, parsed)
         assert [flat[i] for i in range(len(flat))] == ref, text
     assert accepted > 100  # edits inside counts strings, numbers and whitespace keep the common shape
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_threaded_chunks_give_the_same_numbers_and_the_first_bad_frame(tmp_path, monkeypatch, threads):
+    """Many small chunks scanned in threads (forced, whatever the core count): same numbers as the per-video
+    path, and a bad frame is reported as the first one in scan order even when a later chunk also has one."""
+    rng = np.random.default_rng(11)
+    gt, results = random_case(rng, num_videos=8, num_frames=4, h=20, w=24, num_cats=3)
+    monkeypatch.setattr(batched, "CHUNK_SLOTS", 9)
+    monkeypatch.setattr(batched, "num_workers", lambda n: min(threads, n))
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(results))
+    for agnostic in (False, True):
+        _same_outcome(gt, path, class_agnostic=agnostic)
+    late = max(i for i, r in enumerate(results) if any(r["segmentations"]))
+    early = min(i for i, r in enumerate(results) if r["video_id"] == 2 and any(r["segmentations"]))
+    for i in (late, early):
+        t = next(t for t, s in enumerate(results[i]["segmentations"]) if s is not None)
+        results[i]["segmentations"][t]["counts"] = "0"
+    path.write_text(json.dumps(results))
+    msg = _same_outcome(gt, path)
+    t = next(t for t, s in enumerate(results[early]["segmentations"]) if s is not None)
+    assert msg.startswith(f"{path}: result[{early}].segmentations[{t}] (video 2): malformed"), msg

@@ -10,7 +10,9 @@ with flat arrays built once for the file instead of Python work per (video, cate
 2. Frames. Videos are scanned in chunks of at most `CHUNK_SLOTS` frame slots (bounded memory): the kernel
    parses each present RLE once (validity, area, box, foreground intervals), then intersects every
    co-present (prediction frame, GT frame) pair of the same group and frame. A pair's bucket is
-   ``group * max_len + t``; its sum lands in ``inter[pair_base[group] + rank * G + gt_position]``.
+   ``group * max_len + t``; its sum lands in ``inter[pair_base[group] + rank * G + gt_position]``. Chunks run in
+   up to `MAX_THREADS` threads (the kernel releases the GIL; a chunk's ``inter`` slots are its own) and their
+   sums are added up in chunk order. Results read by `flat_results` are scanned straight from its tables.
 3. IoU = Σ|d∩g| / (Σ|d| + Σ|g| - Σ|d∩g|) over the zipped frames, from integer sums: prediction areas inside
    the zip and prefix sums of GT frame areas (a lenient short prediction cuts the GT's sum too).
 4. The kernel's greedy matching runs over every group, area range and threshold in one call.
@@ -41,6 +43,12 @@ log = get_logger(__name__)
 CHUNK_SLOTS = 1 << 14
 # Chunks scanned and intersected at once, in threads (the kernel releases the GIL); each holds its intervals.
 MAX_THREADS = 4
+
+
+def num_workers(num_chunks: int) -> int:
+    """Threads for ``num_chunks`` chunks: at most `MAX_THREADS`, the usable cores, the chunks."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(MAX_THREADS, cores, num_chunks))
 
 
 def _exclusive_cumsum(x: np.ndarray) -> np.ndarray:
@@ -176,8 +184,7 @@ def match_all(inp: EvalInputs, class_agnostic: bool, mod: ModuleType,
             chunks.append(slice(start, int(end)))
         start = int(end)
     walks = 0
-    workers = min(MAX_THREADS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
-                  (os.cpu_count() or 1), len(chunks))
+    workers = num_workers(len(chunks))
     pool = ThreadPoolExecutor(workers, thread_name_prefix="wsovvis-eval") if workers > 1 else None
     try:
         outs = pool.map(scan_chunk, chunks) if pool is not None else map(scan_chunk, chunks)

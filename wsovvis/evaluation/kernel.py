@@ -2,7 +2,8 @@
 
 ``pip install --no-build-isolation --no-deps -e .`` (what ``make`` runs) compiles it; when it is missing
 (no compiler at install time, a source checkout never installed) or stale, the evaluator falls back to
-the pycocotools path with one logged warning. Both backends give bit-identical numbers.
+the pycocotools path with one logged warning. Both backends give bit-identical numbers. The module also
+holds the results-file parser behind `flat_results` (``parse_results``, ``flat_item``).
 """
 
 from __future__ import annotations
