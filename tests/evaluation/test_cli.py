@@ -106,3 +106,28 @@ def test_plot_with_no_category_having_gt(tmp_path):
     r = evaluate_full(gt, [], progress=False)
     plot_per_category_ap(r, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_eval_command_process_loads_only_what_it_needs(files):
+    """The real `wsovvis eval` process: no torch / scipy / matplotlib / tqdm import (a whole-command cost), one
+    OpenBLAS thread unless the user chose a count; the stats are the in-process ones."""
+    import os
+    import subprocess
+    import sys
+
+    gt, res = files
+    probe = (
+        "import os, sys\n"
+        "from wsovvis.cli import main\n"
+        f"code = main(['eval', '--gt', {str(gt)!r}, '--results', {str(res)!r}, '--json'])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'scipy', 'matplotlib', 'tqdm'))\n"
+        "print(code, heavy, os.environ.get('OPENBLAS_NUM_THREADS'))\n"
+    )
+    for chosen, expect in ((None, "1"), ("3", "3")):
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+        if chosen:
+            env["OPENBLAS_NUM_THREADS"] = chosen
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True,
+                             timeout=120).stdout.splitlines()
+        assert json.loads(out[0]) == evaluate_full(gt, res, progress=False).metrics()
+        assert out[1] == f"0 [] {expect}"
