@@ -12,13 +12,16 @@ Both go through a JSON round trip (every string its own object, as when results 
 evaluator runs ``--repeat`` times on the same input in one process: CPU time (``time.process_time``: the cores
 are shared) and wall time, min and median, their ratios, and the largest |difference| of the 12 stats and the
 precision/recall arrays against the plain evaluator, for the compiled-kernel backend and for the pycocotools
-backend (used when the kernel is not built). The whole command is timed too: `wsovvis eval` reading the files
-(orjson) against a script that ``json.load``s them and runs the plain evaluator.
+backend (used when the kernel is not built). The whole command is timed too, each run a fresh process reading
+the files from disk: `wsovvis eval` against a script that ``json.load``s them and runs the plain evaluator (a proxy
+for the official evaluator, which cannot be installed here), interleaved, best and median of ``--whole-repeat``
+rounds, wall and CPU (user+sys) time, and the stats of the two commands compared.
 Then an LV-VIS-sized input (1,196 categories, 100 predictions per
 video): time and peak traced memory (tracemalloc; the kernel allocates through PyMem_Raw, so it is traced).
 
     .venv/bin/python bench/eval.py                       # full run (the plain evaluator takes minutes)
     .venv/bin/python bench/eval.py --videos 30 --lvvis-videos 50 --repeat 1    # quick look
+    .venv/bin/python bench/eval.py --size issue --whole-only --whole-repeat 5   # issue #13's 109 MB / 18 MB case
 """
 
 from __future__ import annotations
