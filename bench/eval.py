@@ -330,7 +330,8 @@ def whole_only(a: argparse.Namespace) -> int:
             del gt, results
         print(f"case issue: {a.videos} videos x {a.frames} frames ({a.height}x{a.width}), {a.categories} categories, "
               f"{a.videos * a.gt_per_video} GT tracks, {a.videos * a.dt_per_video} predictions", flush=True)
-        whole_command_files("issue ytvis", gt_path, res_path, False, a.skip_reference, a.whole_repeat)
+        whole_command_files(f"issue case, --size {a.size}", gt_path, res_path, False, a.skip_reference,
+                            a.whole_repeat)
     return 0
 
 
