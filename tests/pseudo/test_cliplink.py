@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wsovvis.pseudo.cleanup import Tube
-from wsovvis.pseudo.cliplink import ClipLinkParams, agglomerate, link_clip, propagate
+from wsovvis.pseudo.cliplink import ClipLinkParams, agglomerate, drop_outliers, fill_between, link_clip, propagate
 from wsovvis.pseudo.linking import Detection
 from wsovvis.pseudo.maskcut import moves_with_camera
 from wsovvis.pseudo.quality import identity_switches, leave_one_out, region_similarity, spearman, tube_iou
@@ -55,6 +55,43 @@ def test_propagation_moves_masks_both_ways():
     fwd = propagate(m, 0, 2, flow)
     np.testing.assert_array_equal(fwd, np.roll(m, 4, axis=1))
     np.testing.assert_array_equal(propagate(fwd, 2, 0, flow), m)
+
+
+def test_a_gap_keeps_what_both_sides_agree_on():
+    # A 4-wide object moves +2 px/frame, but the flow says +1 (an occluder's flow at the target):
+    # pushed forward from frame 0 the fill lags to the left, pulled back from frame 4 it lags to
+    # the right; the gap keeps their intersection. Past the ends one side only is available.
+    t_len, h, w = 6, 4, 30
+    flow = np.zeros((t_len, h, w, 2), np.float32)
+    flow[..., 0] = 1.0
+
+    def box(x0: int) -> np.ndarray:
+        m = np.zeros((h, w), bool)
+        m[:, x0:x0 + 4] = True
+        return m
+
+    own = {1: box(2), 4: box(8)}
+    masks = fill_between(own, flow, t_len, extend=1)
+    assert sorted(masks) == [0, 1, 2, 3, 4, 5]
+    np.testing.assert_array_equal(masks[1], own[1])
+    np.testing.assert_array_equal(masks[4], own[4])
+    # Frame 2: pushed from 1 -> columns 3..6; pulled from 4 (two steps back) -> 6..9; agree on column 6.
+    np.testing.assert_array_equal(masks[2], box(3) & box(6))
+    assert masks[2].sum() == h
+    # Frame 3: pushed twice -> 4..7; pulled once -> 7..10; agree on column 7.
+    np.testing.assert_array_equal(masks[3], box(4) & box(7))
+    np.testing.assert_array_equal(masks[0], box(1))  # before the first observation: pulled back
+    np.testing.assert_array_equal(masks[5], box(9))  # after the last: pushed on
+
+
+def test_members_that_look_unlike_their_tube_are_dropped():
+    a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    emb = np.stack([a, a, (a + 0.1 * b) / np.linalg.norm(a + 0.1 * b), b])
+    # Member 3 has cosine 0.03 with the mean of the others (< 0.85): it covers something else.
+    assert drop_outliers([0, 1, 2, 3], emb, 0.85) == [0, 1, 2]
+    # Groups of two cannot tell which member is the odd one.
+    assert drop_outliers([0, 3], emb, 0.85) == [0, 3]
+    assert drop_outliers([0, 1, 2, 3], emb, 1.01) == [0, 1, 2, 3]  # all would go: the group is kept
 
 
 def test_agglomeration_never_joins_two_detections_of_one_frame():

@@ -13,8 +13,9 @@ for good. Here every decision looks at the whole clip:
    affinity over all their defined cross pairs is at least ``link_iou`` and they never share a
    frame. A group that switches objects would average the low affinity of the switch with every
    pair across it, so it does not form; merging stops on its own (no tuned number of tubes).
-4. Each group is a tube; frames between its detections (and up to ``extend`` frames past its
-   ends) are filled by propagating the nearest detection's mask at full resolution.
+4. Each group is a tube, less the members that look unlike the rest of it. Frames between its
+   detections are filled from both sides along the flow, keeping what the two propagations agree
+   on; up to ``extend`` frames past its ends, from the one side there is (full resolution).
 5. Tube consistency = the group's own mean affinity (1 = every mask is where the flow says the
    previous one went). It enters the tube score, so that a higher score means a better tube.
 """
@@ -37,7 +38,10 @@ class ClipLinkParams:
     propagated past its first/last detection; ``overlap``: ``min`` (intersection over the smaller
     mask: a partly occluded object still matches its whole self) or ``iou``; ``merge_cos``: groups
     that never share a frame and whose mean appearance has at least this cosine are one object
-    seen again after an occlusion (flow cannot bridge it); above 1 disables."""
+    seen again after an occlusion (flow cannot bridge it); above 1 disables; ``member_cos``: a
+    member whose embedding has a lower cosine with the mean of its group's other members is
+    dropped from the group (the same "same object" threshold, applied the other way round; above 1
+    disables)."""
 
     link_iou: float = 0.5
     window: int = 4
@@ -45,6 +49,7 @@ class ClipLinkParams:
     extend: int = 4
     overlap: str = "min"
     merge_cos: float = 0.85
+    member_cos: float = 0.85
 
 
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -176,6 +181,23 @@ def merge_by_appearance(groups: list[list[int]], frames: list[int], emb: np.ndar
     return groups
 
 
+def drop_outliers(group: list[int], emb: np.ndarray, min_cos: float) -> list[int]:
+    """The group without the members whose unit embedding (``emb [N, E]``) has cosine below
+    ``min_cos`` with the mean of the group's other members: a mask that looks unlike the rest of its
+    tube covers something else in that frame (the tree an occluded rider passes behind)."""
+    if len(group) < 3:
+        return group
+    e = emb[group]
+    total = e.sum(0)
+    keep = []
+    for k, i in enumerate(group):
+        rest = total - e[k]
+        cos = float(e[k] @ rest / max(float(np.linalg.norm(rest)), 1e-12))
+        if cos >= min_cos:
+            keep.append(i)
+    return keep or group
+
+
 def consistency(group: list[int], a: np.ndarray, defined: np.ndarray) -> float:
     """Mean affinity over the group's defined pairs (0 when it has none)."""
     g = np.asarray(group)
@@ -196,6 +218,36 @@ def downsample_flow(flow: np.ndarray, scale: int) -> np.ndarray:
                      for f in flow]) / float(scale)
 
 
+def fill_between(own: dict[int, np.ndarray], flow: np.ndarray, num_frames: int, extend: int, grid=None
+                 ) -> dict[int, np.ndarray]:
+    """A tube's observed masks (frame -> bool ``[h, w]``) with the frames between them and up to ``extend``
+    frames past its ends filled along the forward flows ``[T, h, w, 2]``.
+
+    A gap is filled from both sides, the last observation pushed forward and the next one pulled
+    back, and keeps what the two agree on: near an occluder the flow at the target is the
+    occluder's, so a one-sided fill stays behind where the object was; the other side lags the
+    other way and the intersection drops both lags. Past the ends there is one side only.
+    """
+    first, last = min(own), max(own)
+    fwd: dict[int, np.ndarray] = {}
+    for t in range(first, min(num_frames - 1, last + extend) + 1):
+        fwd[t] = own[t] if t in own else push(fwd[t - 1], flow[t - 1], grid)
+    bwd: dict[int, np.ndarray] = {}
+    for t in range(last, max(0, first - extend) - 1, -1):
+        bwd[t] = own[t] if t in own else pull(bwd[t + 1], flow[t], grid)
+    masks = dict(own)
+    for t in range(max(0, first - extend), min(num_frames - 1, last + extend) + 1):
+        if t in own:
+            continue
+        if t < first:
+            masks[t] = bwd[t]
+        elif t > last:
+            masks[t] = fwd[t]
+        else:
+            masks[t] = fwd[t] & bwd[t]
+    return masks
+
+
 def link_clip(dets: dict[int, list[Detection]], flow: np.ndarray, num_frames: int,
               params: ClipLinkParams | None = None) -> list[tuple[Tube, float]]:
     """Per-frame detections (frame -> list) + forward flows ``[T, H, W, 2]`` -> (tube, consistency) pairs.
@@ -212,19 +264,14 @@ def link_clip(dets: dict[int, list[Detection]], flow: np.ndarray, num_frames: in
     groups = agglomerate(frames, a, defined, p.link_iou)
     if p.merge_cos <= 1.0:
         groups = merge_by_appearance(groups, frames, np.stack([d.embedding for d in flat]), p.merge_cos)
+    if p.member_cos <= 1.0:
+        groups = [drop_outliers(g, np.stack([d.embedding for d in flat]), p.member_cos) for g in groups]
     grid = _grid(*flat[0].mask.shape)
     out = []
     for g in groups:
         own = {frames[k]: flat[k] for k in g}
-        first, last = min(own), max(own)
-        masks = {t: d.mask for t, d in own.items()}
-        filled = set()
-        todo = [t for t in range(max(0, first - p.extend), min(num_frames - 1, last + p.extend) + 1) if t not in own]
-        src = {t: min(own, key=lambda f: (abs(f - t), f)) for t in todo}
-        # Nearest frames first: each filled frame is one flow step from a neighbour already known.
-        for t in sorted(todo, key=lambda t: abs(t - src[t])):
-            masks[t] = push(masks[t - 1], flow[t - 1], grid) if src[t] < t else pull(masks[t + 1], flow[t], grid)
-            filled.add(t)
+        masks = fill_between({t: d.mask for t, d in own.items()}, flow, num_frames, p.extend, grid)
+        filled = set(masks) - set(own)
         masks = {t: m for t, m in masks.items() if m.any()}
         emb = np.mean([d.embedding for d in own.values()], axis=0)
         emb = emb / max(float(np.linalg.norm(emb)), 1e-12)
