@@ -32,12 +32,21 @@ clip linker ``window``, ``extend``         4, 4      in-sample: extend 2 / 4 / 3
 ``MaskCutEngine.min_keep``                 0.5       identity switches 3 -> 0 in-sample (slivers left by a
                                                      better tube flipped between object and background);
                                                      AP50 unchanged (0.69)
+``ClassicFeatures.fb_check``               on        tried because the sample's false positives (wake,
+(forward-backward flow check, Sundaram               reflection, spray) failed the check 2-10x more often
+et al.'s published constants, untuned)               than the objects; in-sample J 0.571 -> 0.601, AP50
+                                                     0.691 -> 0.720, but identity switches 0 -> 6
+two-sided gap filling                      on        in-sample identity switches 6 -> 0 (bmx-trees: a
+(``cliplink.fill_between``) and                      one-sided fill lagged onto the wall behind a tree;
+``ClipLinkParams.member_cos`` 0.85 (the              kite-surf: person-only masks in a person+spray tube);
+same value as ``merge_cos``)                         J 0.601 -> 0.594, AP50 0.720 -> 0.700
 =========================================  ========  =====================================================
 
 Leave-one-sequence-out over the grid tau {0.4, 0.5, 0.6} x link_iou {0.3, 0.5} (bench run of
-2026-12-05): every fold chose tau 0.5 / link_iou 0.5 (the defaults); held-out AP50 0.691 pooled over
-the 8 held-out sequences (0.75 ± 0.43 per fold), held-out J 0.571 ± 0.231, 0 identity switches;
-in-sample the same (AP50 0.691, J 0.571).
+2026-12-05, after the last two rows): every fold chose tau 0.5 / link_iou 0.5 (the defaults);
+held-out AP50 0.700 pooled over the 8 held-out sequences (0.75 ± 0.43 per fold), held-out J
+0.594 ± 0.192, 0 identity switches; in-sample the same. Before the last two rows: held-out AP50
+0.691, J 0.571 ± 0.231, 0 identity switches.
 
 Set on principle and not tuned on the data (checked that they do not hurt: in-sample AP50 and J
 identical with them switched off): ``hole_px`` 1.0 (holes moving within 1 px of their mask are
