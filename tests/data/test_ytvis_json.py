@@ -123,3 +123,20 @@ def test_real_annotation_files(real_data):
     mm = ytvis.load(real_data / "ytvis2019_mmtracking_demo" / "ytvis_format_DERIVED.json")
     assert ytvis.video_length(mm.videos[0]) == 20
     assert sorted(sum(s is not None for s in a["segmentations"]) for a in mm.annotations) == [12, 18]
+
+
+@pytest.mark.parametrize("box, ok", [
+    ([1, 2, 3, 4], True), ([1.5, 2, 3, 4.25], True), (None, True),
+    ([1, 2], False), ([1, 2, 3, 4, 5], False), ((1, 2, 3, 4), False), ([True, 2, 3, 4], False),
+    ([1, "2", 3, 4], False), ([float("nan"), 2, 3, 4], False), ([1, 2, float("inf"), 4], False),
+    ([1e308, 1e308, 1, 1], True),  # the sum overflows: the fast check defers, the per-frame check accepts
+])
+def test_box_checks_fast_path_agrees_with_the_per_frame_check(box, ok):
+    from wsovvis.data.ytvis_schema import _boxes_plainly_valid
+
+    d = _tiny()
+    d["annotations"][0]["bboxes"][0] = box
+    problems = [p for p in _paths(d) if p.startswith("annotations[0].bboxes")]
+    assert (not problems) == ok
+    if _boxes_plainly_valid([box]):  # "plainly valid" is never wrong; False only means "look closer"
+        assert ok
