@@ -51,3 +51,19 @@ def test_saliency_counts_only_consistent_directions():
     assert np.allclose(on[inner_obj], 2.0, atol=1e-3) and np.allclose(off[inner_obj], 2.0, atol=1e-3)
     assert np.allclose(off[inner_flick], 2.0, atol=1e-3)  # without the check the flicker is motion
     assert np.all(on[inner_flick] == 0.0)  # consistent in neither direction -> no saliency
+
+
+def test_no_flow_check_reaches_the_features_through_the_cli():
+    import argparse
+
+    from wsovvis.pseudo import cli
+    from wsovvis.pseudo.engines import build_engine
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    on = p.parse_args(["--img_root", "x", "--out", "y"])
+    off = p.parse_args(["--img_root", "x", "--out", "y", "--no_flow_check"])
+    assert build_engine(on).features.fb_check is True
+    assert build_engine(off).features.fb_check is False
+    # The switch changes the tubes, so it is part of the run's recorded parameters.
+    assert cli.provenance_params(off)["no_flow_check"] is True

@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pixel refinement of patch masks (crf needs pydensecrf2; else guided is used)")
     p.add_argument("--short_side", type=int, help="working short side in px (default 480)")
     p.add_argument("--min_len", type=int, default=3, help="drop tubes shorter than this many frames")
+    p.add_argument("--no_flow_check", action="store_true",
+                   help="weight-free features: count all optical flow as motion, not only flow that passes the "
+                        "forward-backward check (for tiny frames with fast motion, where the flow itself fails it)")
     p.add_argument("--conf", type=float, default=0.8, help="videocutler confidence threshold")
     p.add_argument("--clip_len", type=int, default=64, help="videocutler frames per window")
     p.add_argument("--overlap", type=int, default=8, help="videocutler frames shared by consecutive windows")

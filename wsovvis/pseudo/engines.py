@@ -3,7 +3,7 @@
 ``cfg`` keys (an argparse Namespace or a dict; missing keys take the defaults of `DEFAULTS`):
 ``engine`` (``maskcut`` | ``videocutler`` | ``owlv2_sam2``), ``arch`` (``classic`` or a ViT of
 `wsovvis.pseudo.vit_features.VIT_ARCHS`), ``weights``, ``tau``, ``num_cuts``, ``refine``,
-``short_side``, ``conf``, ``clip_len``, ``overlap``, ``cutler_root``, ``device``.
+``short_side``, ``conf``, ``clip_len``, ``overlap``, ``cutler_root``, ``device``, ``no_flow_check``.
 
 With ``engine=maskcut`` and no ``weights`` the weight-free classic features are used (no
 download, the default). Naming a ViT ``arch`` without ``weights`` is an error naming ``--weights``.
@@ -27,7 +27,7 @@ ENGINES = ("maskcut", "videocutler", "owlv2_sam2")
 DEFAULTS: dict[str, Any] = {
     "engine": "maskcut", "arch": "auto", "weights": None, "tau": None, "num_cuts": None, "refine": "guided",
     "short_side": None, "conf": 0.8, "clip_len": 64, "overlap": 8, "cutler_root": "third_party/CutLER",
-    "device": None, "min_len": 3, "trust_pickle": False, "preset": "default",
+    "device": None, "min_len": 3, "trust_pickle": False, "preset": "default", "no_flow_check": False,
 }
 # ``default``: the tuned pipeline below; ``maskcut_paper``: the published MaskCut per-frame procedure
 # (`wsovvis.pseudo.maskcut_paper`: 480² square input, DINO ViT-B/8 keys, tau 0.15, N 3, CRF).
@@ -91,7 +91,7 @@ def build_engine(cfg: Namespace | dict):
         if weights:
             raise WsovvisError("--weights was given with --arch classic, which uses no weights; "
                                "name the ViT with --arch (e.g. dino_vitb8)")
-        kw = {"short_side": int(_get(cfg, "short_side") or 480)}
+        kw = {"short_side": int(_get(cfg, "short_side") or 480), "fb_check": not bool(_get(cfg, "no_flow_check"))}
         features = build_features("classic", **kw)
         cut = dict(CLASSIC_CUT)
     else:
