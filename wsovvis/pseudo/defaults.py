@@ -35,7 +35,9 @@ clip linker ``window``, ``extend``         4, 4      in-sample: extend 2 / 4 / 3
 ``ClassicFeatures.fb_check``               on        tried because the sample's false positives (wake,
 (forward-backward flow check, Sundaram               reflection, spray) failed the check 2-10x more often
 et al.'s published constants, untuned)               than the objects; in-sample J 0.571 -> 0.601, AP50
-                                                     0.691 -> 0.720, but identity switches 0 -> 6
+                                                     0.691 -> 0.720, but identity switches 0 -> 6.
+                                                     Costs on the demo's synthetic 96x128 videos (AP
+                                                     31.8 -> 13.2): ``--no_flow_check`` turns it off
 two-sided gap filling                      on        in-sample identity switches 6 -> 0 (bmx-trees: a
 (``cliplink.fill_between``) and                      one-sided fill lagged onto the wall behind a tree;
 ``ClipLinkParams.member_cos`` 0.85 (the              kite-surf: person-only masks in a person+spray tube);
