@@ -262,10 +262,11 @@ def link_clip(dets: dict[int, list[Detection]], flow: np.ndarray, num_frames: in
     small_flow = downsample_flow(flow, p.scale)
     a, defined = affinities(frames, [_downsample(d.mask, p.scale) for d in flat], small_flow, p.window, p.overlap)
     groups = agglomerate(frames, a, defined, p.link_iou)
+    emb = np.stack([d.embedding for d in flat])
     if p.merge_cos <= 1.0:
-        groups = merge_by_appearance(groups, frames, np.stack([d.embedding for d in flat]), p.merge_cos)
+        groups = merge_by_appearance(groups, frames, emb, p.merge_cos)
     if p.member_cos <= 1.0:
-        groups = [drop_outliers(g, np.stack([d.embedding for d in flat]), p.member_cos) for g in groups]
+        groups = [drop_outliers(g, emb, p.member_cos) for g in groups]
     grid = _grid(*flat[0].mask.shape)
     out = []
     for g in groups:
@@ -273,9 +274,9 @@ def link_clip(dets: dict[int, list[Detection]], flow: np.ndarray, num_frames: in
         masks = fill_between({t: d.mask for t, d in own.items()}, flow, num_frames, p.extend, grid)
         filled = set(masks) - set(own)
         masks = {t: m for t, m in masks.items() if m.any()}
-        emb = np.mean([d.embedding for d in own.values()], axis=0)
-        emb = emb / max(float(np.linalg.norm(emb)), 1e-12)
-        tube = Tube(masks=masks, scores={t: d.score for t, d in own.items()}, embedding=emb,
+        proto = emb[g].mean(axis=0)
+        proto = proto / max(float(np.linalg.norm(proto)), 1e-12)
+        tube = Tube(masks=masks, scores={t: d.score for t, d in own.items()}, embedding=proto,
                     filled=filled & set(masks))
         out.append((tube, consistency(g, a, defined)))
     return out
