@@ -21,7 +21,7 @@ from wsovvis.pseudo.features import FeatureExtractor, VideoFeatures
 from wsovvis.pseudo.frames import Video
 from wsovvis.pseudo.linking import Detection, LinkParams, Track, Tracker
 from wsovvis.pseudo.motion import FlowEstimator, warp_mask
-from wsovvis.pseudo.refine import fill_moving_holes, refine_mask
+from wsovvis.pseudo.refine import fill_moving_holes, refine_mask, snap_to_prior
 
 LINKERS = ("clip", "online")
 
@@ -107,7 +107,7 @@ class MaskCutEngine:
                  clean: CleanupParams | None = None, refine: str = "guided", warp: bool = True,
                  edge_ref: float = 3.0, prior_weight: float = 0.4, linker: str = "clip",
                  clip: ClipLinkParams | None = None, hole_px: float = 1.0, still_px: float = 0.6,
-                 border_frac: float = 0.5, min_keep: float = 0.5):
+                 border_frac: float = 0.5, min_keep: float = 0.5, snap_px: float = 8.0):
         if linker not in LINKERS:
             raise ValueError(f"unknown linker {linker!r}; choose from {LINKERS}")
         self.linker = linker
@@ -116,6 +116,7 @@ class MaskCutEngine:
         self.still_px = still_px
         self.border_frac = border_frac
         self.min_keep = min_keep
+        self.snap_px = snap_px
         self.features = features
         self.edge_ref = edge_ref
         self.prior_weight = prior_weight
@@ -138,6 +139,10 @@ class MaskCutEngine:
         grad = gradient_magnitude(video.frames[t]) if self.edge_ref > 0 else None
         for pm in cut_frame(feats.patch[t], self.cut, sal):
             m = refine_mask(video.frames[t], pm.mask, self.refine, prior, self.prior_weight)
+            if m is not None and prior is not None and self.snap_px > 0:
+                scale = min(m.shape) / 480.0
+                m = snap_to_prior(m, prior, video.frames[t], max(1, round(self.snap_px * scale)),
+                                  radius=max(1, round(4 * scale)))
             if m is None or not m.any():
                 continue
             score = detection_score(pm, self.cut.fg_rule)

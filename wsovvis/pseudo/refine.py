@@ -96,8 +96,27 @@ def refine_mask(image: np.ndarray, patch_mask: np.ndarray, mode: str = "guided",
                      "using the guided filter instead")
             _crf_note_logged = True
     radius = max(2, int(round(min(h, w) / 60)))
-    out = guided_filter(image.astype(np.float32) / 255.0, soft.astype(np.float32), radius, 1e-3)
-    return out > 0.5
+    out = np.zeros((h, w), bool)
+    box = support_box(soft > 0, 4 * radius + 1)
+    if box is not None:
+        out[box] = guided_filter(image[box].astype(np.float32) / 255.0, soft[box].astype(np.float32), radius,
+                                 1e-3) > 0.5
+    return out
+
+
+def support_box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """Bounding box of ``mask [H, W]`` grown by ``margin`` px (clipped to the frame); None when it is empty.
+
+    A guided filter of radius ``r`` is 0 farther than ``2 r`` from the support of its input and
+    sees ``2 r`` around each pixel, so filtering the crop grown by ``4 r + 1`` gives the same mask as
+    filtering the whole frame, at the cost of the crop.
+    """
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return None
+    h, w = mask.shape
+    return (slice(max(0, rows[0] - margin), min(h, rows[-1] + margin + 1)),
+            slice(max(0, cols[0] - margin), min(w, cols[-1] + margin + 1)))
 
 
 def fill_moving_holes(mask: np.ndarray, flow: np.ndarray | None, tol_px: float) -> np.ndarray:
@@ -130,3 +149,48 @@ def fill_moving_holes(mask: np.ndarray, flow: np.ndarray | None, tol_px: float) 
     if len(keep):
         out[box] |= np.isin(lab, keep)
     return out
+
+
+def snap_to_prior(mask: np.ndarray, prior: np.ndarray, image: np.ndarray, band_px: int,
+                  min_contrast: float = 0.15, radius: int = 4) -> np.ndarray:
+    """Redraw the outline of ``mask bool [H, W]`` within ``band_px`` of it from a pixel-level ``prior [H, W]``.
+
+    A cut on a patch grid places its outline to within a cell. The pixel prior (objectness) is
+    sharper but its level differs from object to object, so it is rescaled per mask: the median
+    prior of a ring just inside the band maps to 1, that of a ring just outside to 0. Band pixels
+    whose rescaled prior, edge-aware smoothed by a guided filter with ``image uint8 [H, W, 3]`` as
+    guide, exceeds 0.5 are the object; pixels outside the band keep their state. Masks whose inside
+    and outside priors differ by less than ``min_contrast`` are returned unchanged (the prior does
+    not tell object from background there).
+    """
+    box = support_box(mask, 2 * band_px + 4 * radius + 1) if band_px > 0 else None
+    if box is None:
+        return mask
+    out = mask.copy()
+    out[box] = _snap(mask[box], prior[box], image[box], band_px, min_contrast, radius)
+    return out
+
+
+def _snap(mask: np.ndarray, prior: np.ndarray, image: np.ndarray, band_px: int, min_contrast: float,
+          radius: int) -> np.ndarray:
+    m8 = mask.astype(np.uint8)
+
+    def grown(r: int) -> np.ndarray:
+        return cv2.dilate(m8, np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
+
+    def shrunk(r: int) -> np.ndarray:
+        return cv2.erode(m8, np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
+
+    outside, inside = grown(band_px), shrunk(band_px)
+    inner_ring = inside & ~shrunk(2 * band_px)
+    outer_ring = grown(2 * band_px) & ~outside
+    # A mask thinner than the band, or one filling the frame, has no ring to measure levels on.
+    if inner_ring.sum() < 20 or outer_ring.sum() < 20:
+        return mask
+    p_in, p_out = float(np.median(prior[inner_ring])), float(np.median(prior[outer_ring]))
+    if p_in - p_out < min_contrast:
+        return mask
+    level = np.clip((prior.astype(np.float32) - p_out) / (p_in - p_out), 0.0, 1.0)
+    level = guided_filter(image.astype(np.float32) / 255.0, level, radius, 1e-2)
+    band = outside & ~inside
+    return np.where(band, level > 0.5, mask)
