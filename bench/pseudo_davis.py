@@ -54,7 +54,7 @@ from wsovvis.evaluation import evaluate  # noqa: E402
 from wsovvis.pseudo import cli as pseudo_cli  # noqa: E402
 from wsovvis.pseudo.quality import identity_switches, region_similarity, spearman, tube_iou  # noqa: E402
 from wsovvis.pseudo.runner import read_manifests  # noqa: E402
-from wsovvis.pseudo.tuning import GRID, QUICK_GRID, config_name, grid_configs, loo_report, run_grid  # noqa: E402
+from wsovvis.pseudo.tuning import GRID, QUICK_GRID, config_name, default_config, grid_configs, loo_report, run_grid  # noqa: E402
 from wsovvis.utils.io import atomic_write_json, read_json  # noqa: E402
 from wsovvis.utils.logging import setup_logging  # noqa: E402
 
@@ -126,12 +126,10 @@ def video_quality(by_id: dict[int, dict[int, np.ndarray]], gt: np.ndarray, osvos
             "tube_iou": {k: tube_iou(tb, gtube) for k, tb in by_id.items()}}
 
 
-def leave_one_out_section(data: Path, img_root: Path, out: Path, gt: dict, seqs: list[str], grid: dict) -> dict:
+def leave_one_out_section(data: Path, img_root: Path, out: Path, gt: dict, seqs: list[str], grid: dict,
+                          workers: int = 1) -> dict:
     """Choose the grid configuration on 7 sequences, score it on the 8th; print beside the in-sample numbers."""
-    from wsovvis.pseudo.cliplink import ClipLinkParams
-    from wsovvis.pseudo.engines import CLASSIC_CUT
-
-    default = config_name({"tau": CLASSIC_CUT["tau"], "link_iou": ClipLinkParams().link_iou})
+    default = config_name(default_config())
     configs = [config_name(c) for c in grid_configs(grid)]
     if default not in configs:
         raise SystemExit(f"error: the grid {grid} must contain the default configuration ({default})")
@@ -141,13 +139,14 @@ def leave_one_out_section(data: Path, img_root: Path, out: Path, gt: dict, seqs:
     if cached is not None and cached.get("key") == key:
         per_config = cached["per_config"]
     else:
-        per_config = run_grid(img_root, data / "Annotations", seqs, grid, extra_gt_root=data / REFERENCES["OSVOS"])
+        per_config = run_grid(img_root, data / "Annotations", seqs, grid, extra_gt_root=data / REFERENCES["OSVOS"],
+                              workers=workers)
         atomic_write_json(cache, {"key": key, "per_config": per_config})
     rep = loo_report(gt, per_config, default)
     print(f"\nleave-one-sequence-out (grid {grid}; AP50 chooses the configuration on the other {len(seqs) - 1})")
-    print(f"{'held out':20s} {'chosen':22s} {'train AP50':>10s} {'AP50':>6s} {'J':>6s} {'idsw':>5s}")
+    print(f"{'held out':20s} {'chosen':38s} {'train AP50':>10s} {'AP50':>6s} {'J':>6s} {'idsw':>5s}")
     for f in rep["folds"]:
-        print(f"{f['held_out']:20s} {f['chosen']:22s} {100 * f['train_score']:10.1f} {100 * f['held_out_ap50']:6.1f} "
+        print(f"{f['held_out']:20s} {f['chosen']:38s} {100 * f['train_score']:10.1f} {100 * f['held_out_ap50']:6.1f} "
               f"{100 * f['held_out_J']:6.1f} {f['held_out_id_switches']:5d}")
     print(f"held-out AP50 {100 * rep['held_out_ap50_mean']:.1f} ± {100 * rep['held_out_ap50_std']:.1f} (per fold; "
           f"pooled over the 8 held-out sequences {100 * rep['held_out_ap50_pooled']:.1f}), "
@@ -155,7 +154,7 @@ def leave_one_out_section(data: Path, img_root: Path, out: Path, gt: dict, seqs:
     for name, v in rep["in_sample"].items():
         tag = " (default)" if name == default else ""
         tag += " <- best in-sample" if name == rep["in_sample_best"] else ""
-        print(f"in-sample {name:22s} AP50 {100 * v['AP50']:5.1f}  J {100 * v['J']:5.1f}  idsw {v['id_switches']}{tag}")
+        print(f"in-sample {name:38s} AP50 {100 * v['AP50']:5.1f}  J {100 * v['J']:5.1f}  idsw {v['id_switches']}{tag}")
     return rep
 
 
@@ -279,7 +278,7 @@ def main() -> int:
 
     if not args.no_loo:
         report["leave_one_out"] = loo = leave_one_out_section(data, img_root, out, read_json(out / "gt.json"), seqs,
-                                                              QUICK_GRID if args.quick else GRID)
+                                                              QUICK_GRID if args.quick else GRID, args.workers)
         report["quality"]["ours"]["held_out"] = {k: loo[k] for k in ("held_out_ap50_mean", "held_out_J_mean")}
 
     if not args.no_sheets:

@@ -80,7 +80,8 @@ def main(args: argparse.Namespace) -> int:
 
     t = _stage("2/7 pseudo tubes (built-in weight-free generator)")
     pseudo_out = out / "pseudo"
-    _run(pseudo_cli, ["--img_root", img_root, "--out", pseudo_out], "wsovvis pseudo")
+    # The demo owns its folder: tubes made with other parameters (an upgrade) are redone, not refused.
+    _run(pseudo_cli, ["--img_root", img_root, "--out", pseudo_out, "--overwrite"], "wsovvis pseudo")
     times["pseudo"] = time.perf_counter() - t
 
     t = _stage("3/7 convert pseudo-tube PNGs to YouTube-VIS JSON")

@@ -45,12 +45,24 @@ def synth_run(synthetic_data, tmp_path_factory):
     return synthetic_data, out, rc
 
 
-def test_cli_writes_one_png_per_frame_and_finds_the_synthetic_objects(synth_run):
+def _hits(ds, out: Path) -> tuple[int, int]:
+    """(synthetic objects whose best tube has video IoU >= 0.5, objects)."""
+    hits, total = 0, 0
+    for v in ds.video_names:
+        pred = _ids(out, v)
+        gt = np.stack([read_ids(ds.mask_root / v / f"{t:05d}.png") for t in range(ds.num_frames)])
+        for g in np.unique(gt[gt > 0]):
+            total += 1
+            best = max([_video_iou(gt == g, pred == k) for k in np.unique(pred) if k] + [0.0])
+            hits += best >= 0.5
+    return hits, total
+
+
+def test_cli_writes_one_png_per_frame_and_finds_the_synthetic_objects(synth_run, tmp_path):
     ds, out, rc = synth_run
     assert rc == 0
     manifest = read_manifests(out)
     assert sorted(manifest) == ds.video_names
-    hits, total = 0, 0
     for v in ds.video_names:
         e = manifest[v]
         assert e["status"] == "done" and e["num_frames"] == ds.num_frames and e["size"] == [ds.height, ds.width]
@@ -58,13 +70,16 @@ def test_cli_writes_one_png_per_frame_and_finds_the_synthetic_objects(synth_run)
         assert pred.shape == (ds.num_frames, ds.height, ds.width)
         assert sorted(t["id"] for t in e["tubes"]) == sorted(int(k) for k in np.unique(pred) if k)
         assert all(0.0 <= t["score"] <= 1.0 for t in e["tubes"])
-        gt = np.stack([read_ids(ds.mask_root / v / f"{t:05d}.png") for t in range(ds.num_frames)])
-        for g in np.unique(gt[gt > 0]):
-            total += 1
-            best = max([_video_iou(gt == g, pred == k) for k in np.unique(pred) if k] + [0.0])
-            hits += best >= 0.5
-    # Weight-free tubes on the seeded set: most objects are found (measured 7 of 11 when written).
-    assert hits >= 0.5 * total, f"only {hits}/{total} synthetic objects found with video IoU >= 0.5"
+    # The default cut (tau 0.4, chosen on the single-object DAVIS sample) joins touching shapes of
+    # these crowded synthetic videos: measured 3 of 11 objects found when it became the default.
+    # --tau 0.5, the README's setting for scenes with several touching objects, keeps them apart
+    # (measured 6 of 11).
+    hits, total = _hits(ds, out)
+    assert hits >= 0.25 * total, f"only {hits}/{total} synthetic objects found with video IoU >= 0.5"
+    apart = tmp_path / "tau05"
+    assert _pseudo("--img_root", ds.img_root, "--out", apart, "--tau", "0.5") == 0
+    hits05, _ = _hits(ds, apart)
+    assert hits05 >= 0.5 * total and hits05 > hits, f"--tau 0.5: {hits05}/{total} found (default: {hits})"
 
 
 def test_finished_videos_are_skipped(synth_run, capsys):

@@ -88,6 +88,24 @@ def test_pseudo_resume_with_other_parameters_is_refused_unless_overwrite(small, 
     assert not [p for p in (out / "masks").iterdir() if p.name.startswith(".")]
 
 
+def test_pseudo_resume_after_the_code_defaults_moved_is_refused(small, tmp_path, capsys, monkeypatch):
+    from wsovvis.pseudo import engines
+
+    out = tmp_path / "pseudo"
+    base = ["pseudo", "--img_root", str(small.img_root), "--out", str(out), "--no_progress", "--short_side", "32",
+            "--min_len", "1"]
+    assert cli_main(base) == 0
+    params = json.loads((out / "params.json").read_text())
+    assert params["default.classic_cut.tau"] == engines.CLASSIC_CUT["tau"]
+    assert params["default.classic_features.coherence_px"] > 0
+    # An upgrade that moves a default no flag names: the old tubes are not "already finished".
+    monkeypatch.setitem(engines.CLASSIC_CUT, "tau", 0.55)
+    capsys.readouterr()
+    assert cli_main(base) == 2
+    err = capsys.readouterr().err
+    assert f"default.classic_cut.tau: recorded {params['default.classic_cut.tau']!r}, now 0.55" in err
+
+
 @pytest.mark.parametrize("command", [
     ["synth", "--out", "{blocker}/s", "--num_videos", "1", "--num_frames", "1", "--no_progress"],
     ["check", "{gt}", "--report", "{blocker}/r.json", "--no_progress"],

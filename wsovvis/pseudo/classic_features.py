@@ -9,7 +9,12 @@ Nothing is downloaded. Per video:
    (foreground) and of still pixels (background) give ``P(foreground | colour)``, which dims moving
    background (water, shadows) and keeps objects that pause: colours (nearly) exclusive to moving
    things count as objectness even without motion in that frame.
-3. Objectness ``o`` = max(saliency x colour probability, exclusive-colour term), pooled into cells.
+3. Objectness ``o`` = max(saliency x colour probability, exclusive-colour term). For the cut it is
+   gated by the flow's local coherence (`flow_coherence`): an object moves smoothly, while water,
+   spray, wakes and reflections of rippling water move with a flow that varies from pixel to
+   pixel, so their objectness is dimmed before it is pooled into cells. The ungated map is kept as
+   the pixel prior that places outlines (thin, blurred parts such as legs and wheels have noisy
+   flow too, and the cut has already decided which object they border).
 4. The cut features are objectness-gated: ``[k(1-o), w_o o, w_c o c, w_m o m]`` with ``c`` the
    colour direction (centred Lab plus a constant) and ``m`` the residual-motion direction. Their
    cosine makes all background cells alike, foreground unlike background, and foreground cells
@@ -96,6 +101,28 @@ def _sample(x: np.ndarray, flow: np.ndarray, sign: float) -> np.ndarray:
                      borderMode=cv2.BORDER_REPLICATE)
 
 
+def flow_coherence(flow: np.ndarray, sigma_px: float, win: int) -> np.ndarray:
+    """How smooth the flow is around each pixel: ``flow [T, H, W, 2]`` -> ``float32 [T, H, W]`` in 0..1.
+
+    ``1 / (1 + v / sigma_px^2)`` with ``v`` the variance of the flow vectors (summed over x and y)
+    in the smoothest of the four ``win x win`` windows that have the pixel as a corner (Kuwahara's
+    choice of window): next to an object's outline one of them lies on the object alone, so a
+    motion boundary does not count as incoherent, while inside spray or ripples every window varies.
+    """
+    r = win // 2
+    out = np.empty(flow.shape[:3], np.float32)
+    h, w = flow.shape[1:3]
+    for t, f in enumerate(flow):
+        f = f.astype(np.float32, copy=False)
+        mean = cv2.blur(f, (2 * r + 1, 2 * r + 1))
+        var = np.maximum(cv2.blur(f * f, (2 * r + 1, 2 * r + 1)) - mean * mean, 0.0).sum(-1)
+        pad = np.pad(var, r, mode="edge")
+        # The window centred r px up-left of the pixel has it as its bottom-right corner, and so on.
+        var = np.minimum.reduce([pad[dy:dy + h, dx:dx + w] for dy in (0, 2 * r) for dx in (0, 2 * r)])
+        out[t] = 1.0 / (1.0 + var / (sigma_px * sigma_px))
+    return out
+
+
 def temporal_smooth(obj: np.ndarray, fwd: np.ndarray, weight: float) -> np.ndarray:
     """Average each frame's map ``[T, H, W]`` with its neighbours moved onto it along the flow.
 
@@ -134,6 +161,9 @@ class ClassicFeatures(FeatureExtractor):
             their objectness while colours shared with the background do not.
         fb_check: motion saliency only from flow that passes the forward-backward check
             (`wsovvis.pseudo.motion.consistent`): rippling water and spray are not objects.
+        coherence_px / coherence_win: the cut's objectness is gated by `flow_coherence` with
+            ``sigma_px = coherence_px`` and ``win = coherence_win`` (at 480p; the window scales
+            with the frame, sigma only grows above 480p); ``coherence_px`` 0 turns the gate off.
     """
 
     name = "classic"
@@ -143,7 +173,7 @@ class ClassicFeatures(FeatureExtractor):
                  col_scale: float = 20.0, mot_scale: float = 0.5, colour_bins: int = 16, floor_px: float = 0.6,
                  still_weight: float = 1.0, still_min_p: float = 0.9, flow_preset: str = "medium",
                  sal_gamma: float = 0.7, temporal: float = 0.0, w_rare: float = 0.0, rare_q: float = 0.02,
-                 fb_check: bool = True):
+                 fb_check: bool = True, coherence_px: float = 0.15, coherence_win: int = 9):
         self.patch = patch
         self.grid_short = grid_short
         self.multiple = 1
@@ -161,18 +191,51 @@ class ClassicFeatures(FeatureExtractor):
         self.w_rare = w_rare
         self.rare_q = rare_q
         self.fb_check = fb_check
+        self.coherence_px = coherence_px
+        self.coherence_win = coherence_win
         self.flow = FlowEstimator(flow_preset)
 
     def cell_size(self, h: int, w: int) -> int:
         return self.patch or max(2, int(round(min(h, w) / self.grid_short)))
 
-    def __call__(self, frames: np.ndarray) -> VideoFeatures:
-        """``uint8 [T, H, W, 3]`` RGB -> `VideoFeatures` on the ``H//p x W//p`` grid (``p`` = `cell_size`)."""
+    def _objectness(self, p_col: np.ndarray, sal: np.ndarray, quant: np.ndarray, fwd: np.ndarray) -> np.ndarray:
+        """``[T, H, W]`` objectness in 0..1 from ``P(fg | colour)`` and motion saliency (module docstring, 2-3)."""
+        # Colour alone (no motion in this frame) counts only for colours (nearly) exclusive to
+        # moving things: P above still_min_p, stretched to 0..1.
+        excl = np.clip((p_col - self.still_min_p) / max(1.0 - self.still_min_p, 1e-6), 0.0, 1.0)
+        obj = np.maximum(p_col * sal, self.still_weight * excl)
+        if self.w_rare > 0:
+            obj = np.maximum(obj, self.w_rare * colour_rarity(quant, self.colour_bins, self.rare_q))
+        obj = temporal_smooth(obj.astype(np.float32), fwd, self.temporal)
+        top = float(np.percentile(obj, 99.5)) if obj.size else 0.0
+        return np.clip(obj / max(top, 1e-3), 0.0, 1.0)
+
+    def motion(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The flow stage alone (`wsovvis.pseudo.motion.video_motion` of ``uint8 [T, H, W, 3]`` frames): the
+        costly part, which settings that only change what follows can share."""
+        scale = min(frames.shape[1:3]) / 480.0
+        gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
+        return video_motion(gray, self.flow, ransac_px=max(0.5, scale), fb_check=self.fb_check)
+
+    def __call__(self, frames: np.ndarray, motion: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                 ) -> VideoFeatures:
+        """``uint8 [T, H, W, 3]`` RGB -> `VideoFeatures` on the ``H//p x W//p`` grid (``p`` = `cell_size`).
+
+        ``motion``: the output of `motion` for these frames, if already computed.
+        """
         t_len, h, w, _ = frames.shape
         scale = min(h, w) / 480.0
-        gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
-        fwd, res, sal_px = video_motion(gray, self.flow, ransac_px=max(0.5, scale), fb_check=self.fb_check)
+        fwd, res, sal_px = motion if motion is not None else self.motion(frames)
         sal = normalise_saliency(sal_px, self.floor_px * scale) ** self.sal_gamma
+        if self.coherence_px > 0:
+            win = max(3, int(round(self.coherence_win * scale)) | 1)
+            # Below 480p sigma stays at its 480p value: the flow's own noise does not shrink with
+            # the frame (the same rule as the forward-backward check's tolerance).
+            sigma = self.coherence_px * max(scale, 1.0)
+            sal_cut = normalise_saliency(sal_px * flow_coherence(fwd, sigma, win),
+                                         self.floor_px * scale) ** self.sal_gamma
+        else:
+            sal_cut = sal
         # Per frame: Lab means per cell, colour-model bins and soft colour histograms (the
         # linking descriptor, 4 bins per Lab axis); nothing of size [T, H, W, C] is kept.
         p = self.cell_size(h, w)
@@ -188,16 +251,12 @@ class ClassicFeatures(FeatureExtractor):
             q4 = _quantise(lab[:, :gh * p, :gw * p], 4)[0].ravel()
             hist = np.bincount(cell * 64 + q4, minlength=gh * gw * 64).astype(np.float32)
             link[t] = hist.reshape(gh, gw, 64) / (p * p)
-        p_col = colour_probability(quant, sal, self.colour_bins)
-        # Colour alone (no motion in this frame) counts only for colours (nearly) exclusive to
-        # moving things: P above still_min_p, stretched to 0..1.
-        excl = np.clip((p_col - self.still_min_p) / max(1.0 - self.still_min_p, 1e-6), 0.0, 1.0)
-        obj = np.maximum(p_col * sal, self.still_weight * excl)
-        if self.w_rare > 0:
-            obj = np.maximum(obj, self.w_rare * colour_rarity(quant, self.colour_bins, self.rare_q))
-        obj = temporal_smooth(obj.astype(np.float32), fwd, self.temporal)
-        top = float(np.percentile(obj, 99.5)) if obj.size else 0.0
-        obj = np.clip(obj / max(top, 1e-3), 0.0, 1.0)
+        # The colour model learns from coherently moving pixels (sal_cut), so that spray and
+        # ripples do not teach it their colours.
+        p_col = colour_probability(quant, sal_cut, self.colour_bins)
+        obj = self._objectness(p_col, sal_cut, quant, fwd)
+        # The outline prior: the same objectness without the coherence gate.
+        pixel_obj = obj if sal_cut is sal else self._objectness(p_col, sal, quant, fwd)
 
         o = patch_pool(obj[..., None], p)
         mot_norm = np.percentile(np.linalg.norm(res, axis=-1).reshape(t_len, -1), 99.5, axis=1)
@@ -217,7 +276,7 @@ class ClassicFeatures(FeatureExtractor):
             [self.k_obj * (1.0 - o), self.w_obj * o, self.w_col * o * col_dir, self.w_mot * o * mot_dir], -1
         ).astype(np.float32)
         return VideoFeatures(patch=patch_feats, link=link, saliency=o[..., 0].astype(np.float32),
-                             pixel_saliency=obj.astype(np.float32), flow=fwd, motion=sal_px, fg_rule="saliency",
+                             pixel_saliency=pixel_obj.astype(np.float32), flow=fwd, motion=sal_px, fg_rule="saliency",
                              link_is_histogram=True)
 
 

@@ -48,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="auto", choices=ARCH_CHOICES,
                    help="maskcut features: auto = classic (weight-free) without --weights, dino_vitb8 with")
     p.add_argument("--weights", help="local checkpoint: a DINO/DINOv2 .pth (maskcut) or videocutler_m2f_rn50.pth")
-    p.add_argument("--tau", type=float, help="maskcut affinity threshold (default: 0.15 DINO, 0.2 DINOv2, 0.5 classic)")
+    p.add_argument("--tau", type=float, help="maskcut affinity threshold (default: 0.15 DINO, 0.2 DINOv2, 0.4 "
+                   "classic; 0.5 keeps touching objects apart)")
     p.add_argument("--num_cuts", type=int, help="maskcut cuts per frame (default 3 ViT, 4 classic)")
     p.add_argument("--preset", default="default", choices=("default", "maskcut_paper"),
                    help="maskcut settings: default = the tuned pipeline; maskcut_paper = the published MaskCut "
@@ -97,6 +98,10 @@ def provenance_params(args: argparse.Namespace) -> dict:
     for k in ("img_root", "weights"):
         if params.get(k):
             params[k] = os.path.abspath(params[k])
+    # The code's own defaults change the tubes too (an upgrade may move them).
+    from wsovvis.pseudo.engines import resolved_defaults
+
+    params.update(resolved_defaults())
     return params
 
 

@@ -34,8 +34,30 @@ DEFAULTS: dict[str, Any] = {
 PRESETS = ("default", "maskcut_paper")
 # Weight-free cut settings, tuned on the DAVIS sample and the synthetic videos (bench/pseudo_davis.py);
 # every value chosen by looking at real data is listed, with its number, in wsovvis/pseudo/defaults.py.
-CLASSIC_CUT = {"tau": 0.5, "num_cuts": 4, "fg_rule": "saliency", "min_saliency": 0.3}
+CLASSIC_CUT = {"tau": 0.4, "num_cuts": 4, "fg_rule": "saliency", "min_saliency": 0.3}
 VIT_CUT = {"num_cuts": 3, "fg_rule": "maskcut"}
+
+
+def resolved_defaults() -> dict[str, Any]:
+    """The built-in engine's code defaults that no flag names, flattened to ``"default.<part>.<name>"`` keys.
+
+    Recorded in a pseudo run's ``params.json`` (`wsovvis.pseudo.cli.provenance_params`) so that
+    resuming after an upgrade that changed them is refused instead of mixing old and new tubes.
+    """
+    import inspect
+    from dataclasses import asdict
+
+    from wsovvis.pseudo.classic_features import ClassicFeatures
+    from wsovvis.pseudo.cliplink import ClipLinkParams
+
+    def init_defaults(cls) -> dict[str, Any]:
+        return {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty and isinstance(p.default, int | float | str | bool)}
+
+    parts = {"classic_cut": CLASSIC_CUT, "vit_cut": VIT_CUT, "cut": asdict(CutParams()),
+             "classic_features": init_defaults(ClassicFeatures), "engine": init_defaults(MaskCutEngine),
+             "clip_link": asdict(ClipLinkParams()), "clean": asdict(CleanupParams())}
+    return {f"default.{part}.{k}": v for part, d in parts.items() for k, v in sorted(d.items())}
 
 
 def _get(cfg: Namespace | dict, key: str) -> Any:

@@ -85,26 +85,39 @@ def spearman(x, y) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def lexicographic_better(a: tuple, b: tuple, tol: float = 1e-12) -> bool:
+    """Lexicographic ``a > b`` where elements within ``tol`` of each other count as equal."""
+    for x, y in zip(a, b):
+        if x > y + tol:
+            return True
+        if x < y - tol:
+            return False
+    return False
+
+
 def leave_one_out(per_config: dict[str, dict[str, object]], select_score, order: list[str] | None = None
                   ) -> list[dict]:
     """Leave-one-sequence-out model selection.
 
     Args:
         per_config: config name -> {sequence -> that config's output on it}.
-        select_score: ``f({sequence: output}) -> float`` (higher is better), e.g. AP50 of the subset.
-        order: config names in order of preference for ties (default: ``per_config``'s order).
+        select_score: ``f({sequence: output}) -> float`` or a tuple of floats compared in order (the
+            later ones break ties of the earlier ones), higher is better; e.g. (AP50, mean J) of the subset.
+        order: config names in order of preference for what is still tied (default: ``per_config``'s order).
     Returns:
         one fold per sequence: ``{"held_out", "chosen", "train_score"}``: the config with the best
-        ``select_score`` on every other sequence, never looking at the held-out one.
+        ``select_score`` on every other sequence, never looking at the held-out one (``train_score``:
+        its first element).
     """
     names = order or list(per_config)
     seqs = sorted(next(iter(per_config.values())))
     folds = []
     for held in seqs:
-        best, best_score = None, -np.inf
+        best, best_score = None, (-np.inf,)
         for name in names:
             sc = select_score({s: per_config[name][s] for s in seqs if s != held})
-            if sc > best_score + 1e-12:
+            sc = tuple(sc) if isinstance(sc, tuple | list) else (sc,)
+            if lexicographic_better(sc, best_score):
                 best, best_score = name, sc
-        folds.append({"held_out": held, "chosen": best, "train_score": float(best_score)})
+        folds.append({"held_out": held, "chosen": best, "train_score": float(best_score[0])})
     return folds

@@ -4,12 +4,14 @@
 sequence, detections once per cut setting, linking once per configuration) and keeps, per
 (configuration, sequence), the YouTube-VIS results, DAVIS J and identity switches. `loo_report`
 then chooses, for each held-out sequence, the configuration with the best AP50 on the other
-sequences and scores it on the held-out one (`wsovvis.pseudo.quality.leave_one_out`), beside the
-in-sample figure (the configuration best on all sequences, scored on them).
+sequences (ties broken by their mean J) and scores it on the held-out one
+(`wsovvis.pseudo.quality.leave_one_out`), beside the in-sample figure (the configuration chosen the
+same way on all sequences, scored on them: the engine's defaults are that configuration).
 
-Grid axes (the only numbers chosen by looking at real data; see `wsovvis.pseudo.defaults`):
-``tau`` (affinity threshold of the weight-free cut) and ``link_iou`` (average-linkage threshold
-of the clip linker).
+Grid axes (the numbers chosen by looking at real data; see `wsovvis.pseudo.defaults`):
+``coherence`` (``ClassicFeatures.coherence_px``, the flow-coherence gate of the objectness), ``tau``
+(affinity threshold of the weight-free cut) and ``link_iou`` (average-linkage threshold of the clip
+linker). The flow is computed once per sequence and shared by every configuration.
 """
 
 from __future__ import annotations
@@ -23,14 +25,24 @@ import numpy as np
 from tqdm import tqdm
 
 from wsovvis.data import rle
-from wsovvis.pseudo.quality import identity_switches, leave_one_out, region_similarity, tube_iou
+from wsovvis.pseudo.quality import identity_switches, leave_one_out, lexicographic_better, region_similarity, tube_iou
 
-GRID = {"tau": (0.4, 0.5, 0.6), "link_iou": (0.3, 0.5)}
-QUICK_GRID = {"tau": (0.5,), "link_iou": (0.3, 0.5)}
+GRID = {"coherence": (0.15, 0.2, 0.3), "tau": (0.4, 0.5, 0.6), "link_iou": (0.3, 0.5)}
+QUICK_GRID = {"coherence": (0.15,), "tau": (0.4,), "link_iou": (0.3, 0.5)}
 
 
 def config_name(cfg: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in cfg.items())
+
+
+def default_config() -> dict:
+    """The engine's defaults on the grid's axes (the configuration that ties go to)."""
+    from wsovvis.pseudo.classic_features import ClassicFeatures
+    from wsovvis.pseudo.cliplink import ClipLinkParams
+    from wsovvis.pseudo.engines import CLASSIC_CUT
+
+    return {"coherence": ClassicFeatures().coherence_px, "tau": CLASSIC_CUT["tau"],
+            "link_iou": ClipLinkParams().link_iou}
 
 
 class _Fixed:
@@ -51,9 +63,30 @@ def _at_size(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def run_grid(img_root: Path, gt_root: Path, seqs: list[str], grid: dict, extra_gt_root: Path | None = None,
-             progress: bool = True) -> dict[str, dict[str, dict]]:
+             progress: bool = True, workers: int = 1) -> dict[str, dict[str, dict]]:
     """-> config name -> sequence -> ``{"results": [YTVIS result without video_id], "J", "id_switches",
-    "id_switches_extra", "tube_iou", "scores", "length"}`` (masks at the original frame size)."""
+    "id_switches_extra", "tube_iou", "scores"}`` (masks at the original frame size).
+
+    ``workers`` > 1 runs that many sequences at once (processes).
+    """
+    jobs = [(img_root, gt_root, seq, grid, extra_gt_root) for seq in seqs]
+    out: dict[str, dict[str, dict]] = {}
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+            done = list(tqdm(pool.imap(_grid_sequence, jobs), total=len(jobs), desc="grid", unit="video",
+                             disable=not progress))
+    else:
+        done = [_grid_sequence(j) for j in tqdm(jobs, desc="grid", unit="video", disable=not progress)]
+    for seq, per_config in done:
+        for name, entry in per_config.items():
+            out.setdefault(name, {})[seq] = entry
+    return out
+
+
+def _grid_sequence(job: tuple) -> tuple[str, dict[str, dict]]:
+    """Every grid configuration on one sequence -> ``(seq, config name -> entry)`` (see `run_grid`)."""
     from wsovvis.data.masks import read_ids
     from wsovvis.pseudo.classic_features import ClassicFeatures
     from wsovvis.pseudo.cut import CutParams
@@ -61,37 +94,38 @@ def run_grid(img_root: Path, gt_root: Path, seqs: list[str], grid: dict, extra_g
     from wsovvis.pseudo.frames import load_video
     from wsovvis.pseudo.maskcut import MaskCutEngine
 
-    out: dict[str, dict[str, dict]] = {}
+    img_root, gt_root, seq, grid, extra_gt_root = job
+    out: dict[str, dict] = {}
     extractor = ClassicFeatures()
     spec = (extractor.short_side, extractor.multiple, extractor.max_long)
-    for seq in tqdm(seqs, desc="grid", unit="video", disable=not progress):
-        video = load_video(img_root, seq, *spec)
-        stems = video.stems
-        gt = np.stack([read_ids(gt_root / seq / f"{s}.png") for s in stems]).astype(np.int64)
-        extra = (np.stack([read_ids(extra_gt_root / seq / f"{s}.png") for s in stems]).astype(np.int64)
-                 if extra_gt_root is not None else None)
-        feats = extractor(video.frames)
-        gtube = {t: gt[t] == 1 for t in range(len(gt))}
-        for tau in grid["tau"]:
-            eng = MaskCutEngine(_Fixed(feats, spec), CutParams(**dict(CLASSIC_CUT, tau=tau)))
-            dets, flow = eng.detect_all(video, feats)
-            for li in grid["link_iou"]:
-                eng.clip = replace(eng.clip, link_iou=li)
-                res = eng.link_all(video, feats, dets, flow)
-                tubes = [{t: _at_size(m, video.size) for t, m in tb.masks.items()} for tb in res.tubes]
-                union = np.zeros(gt.shape, bool)
-                for tb in tubes:
-                    for t, m in tb.items():
-                        union[t] |= m
-                out.setdefault(config_name({"tau": tau, "link_iou": li}), {})[seq] = {
-                    "results": [{"category_id": 1, "score": float(tb.score),
-                                 "segmentations": [rle.encode(m[t]) if t in m else None for t in range(len(gt))]}
-                                for tb, m in zip(res.tubes, tubes)],
-                    "J": region_similarity(union, gt == 1), "id_switches": identity_switches(tubes, gt),
-                    "id_switches_extra": identity_switches(tubes, extra) if extra is not None else None,
-                    "tube_iou": [tube_iou(m, gtube) for m in tubes], "scores": [float(tb.score) for tb in res.tubes],
-                }
-    return out
+    video = load_video(img_root, seq, *spec)
+    stems = video.stems
+    gt = np.stack([read_ids(gt_root / seq / f"{s}.png") for s in stems]).astype(np.int64)
+    extra = (np.stack([read_ids(extra_gt_root / seq / f"{s}.png") for s in stems]).astype(np.int64)
+             if extra_gt_root is not None else None)
+    motion = extractor.motion(video.frames)
+    gtube = {t: gt[t] == 1 for t in range(len(gt))}
+    for coh, tau in itertools.product(grid["coherence"], grid["tau"]):
+        feats = ClassicFeatures(coherence_px=coh)(video.frames, motion=motion)
+        eng = MaskCutEngine(_Fixed(feats, spec), CutParams(**dict(CLASSIC_CUT, tau=tau)))
+        dets, flow = eng.detect_all(video, feats)
+        for li in grid["link_iou"]:
+            eng.clip = replace(eng.clip, link_iou=li)
+            res = eng.link_all(video, feats, dets, flow)
+            tubes = [{t: _at_size(m, video.size) for t, m in tb.masks.items()} for tb in res.tubes]
+            union = np.zeros(gt.shape, bool)
+            for tb in tubes:
+                for t, m in tb.items():
+                    union[t] |= m
+            out[config_name({"coherence": coh, "tau": tau, "link_iou": li})] = {
+                "results": [{"category_id": 1, "score": float(tb.score),
+                             "segmentations": [rle.encode(m[t]) if t in m else None for t in range(len(gt))]}
+                            for tb, m in zip(res.tubes, tubes)],
+                "J": region_similarity(union, gt == 1), "id_switches": identity_switches(tubes, gt),
+                "id_switches_extra": identity_switches(tubes, extra) if extra is not None else None,
+                "tube_iou": [tube_iou(m, gtube) for m in tubes], "scores": [float(tb.score) for tb in res.tubes],
+            }
+    return seq, out
 
 
 def ap50(gt: dict, per_seq: dict[str, dict]) -> float:
@@ -111,8 +145,14 @@ def ap50(gt: dict, per_seq: dict[str, dict]) -> float:
 
 def loo_report(gt: dict, per_config: dict[str, dict[str, dict]], default: str) -> dict:
     """Leave-one-sequence-out numbers beside the in-sample ones (see the module docstring)."""
-    names = [default] + [n for n in per_config if n != default]  # ties go to the default
-    folds = leave_one_out(per_config, lambda sub: ap50(gt, sub), order=names)
+    names = [default] + [n for n in per_config if n != default]  # exact ties (AP50 and J) go to the default
+
+    def select(sub: dict[str, dict]) -> tuple[float, float]:
+        # AP50 on few sequences takes few values; mean J on the same sequences breaks its ties, so
+        # the choice does not fall back on the default (itself chosen by looking at all sequences).
+        return ap50(gt, sub), float(np.mean([o["J"] for o in sub.values()]))
+
+    folds = leave_one_out(per_config, select, order=names)
     for f in folds:
         o = per_config[f["chosen"]][f["held_out"]]
         f["held_out_ap50"] = ap50(gt, {f["held_out"]: o})
@@ -122,7 +162,11 @@ def loo_report(gt: dict, per_config: dict[str, dict[str, dict]], default: str) -
     seqs = sorted(next(iter(per_config.values())))
     in_sample = {n: {"AP50": ap50(gt, per_config[n]), "J": float(np.mean([per_config[n][s]["J"] for s in seqs])),
                      "id_switches": int(sum(per_config[n][s]["id_switches"] for s in seqs))} for n in names}
-    best = max(names, key=lambda n: (in_sample[n]["AP50"], n == default))
+    best = names[0]
+    for n in names[1:]:  # the same rule as a fold's, on all sequences
+        key, best_key = (in_sample[n]["AP50"], in_sample[n]["J"]), (in_sample[best]["AP50"], in_sample[best]["J"])
+        if lexicographic_better(key, best_key):
+            best = n
     a = np.array([f["held_out_ap50"] for f in folds])
     j = np.array([f["held_out_J"] for f in folds])
     return {"folds": folds, "held_out_ap50_mean": float(a.mean()), "held_out_ap50_std": float(a.std()),
