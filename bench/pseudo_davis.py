@@ -155,6 +155,13 @@ def leave_one_out_section(data: Path, img_root: Path, out: Path, gt: dict, seqs:
         tag = " (default)" if name == default else ""
         tag += " <- best in-sample" if name == rep["in_sample_best"] else ""
         print(f"in-sample {name:38s} AP50 {100 * v['AP50']:5.1f}  J {100 * v['J']:5.1f}  idsw {v['id_switches']}{tag}")
+    # One setting leaves few tubes (mostly one per sequence), so its Spearman ranks across sequences only;
+    # over every setting's tubes the junk tubes that some settings keep are ranked too.
+    sc = [x for per in per_config.values() for o in per.values() for x in o["scores"]]
+    ious = [x for per in per_config.values() for o in per.values() for x in o["tube_iou"]]
+    rep["spearman_all_settings"] = rho = spearman(sc, ious)
+    print(f"Spearman(tube score, tube IoU with GT) over the {len(ious)} tubes of all {len(per_config)} settings: "
+          f"{rho:.3f}")
     return rep
 
 

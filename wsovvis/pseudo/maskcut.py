@@ -98,7 +98,9 @@ class MaskCutEngine:
     (negative: off); ``still_px`` / ``border_frac``: tubes moving with the camera and on the
     border are dropped (``still_px`` 0: off); both need the features' flow / motion.
     ``min_keep``: a tube frame left with less than this fraction of its mask after better tubes
-    took their pixels is dropped (clip linker only).
+    took their pixels is dropped (clip linker only). ``snap_px``: each mask's outline is redrawn
+    within this many pixels (at 480p) from the features' pixel prior (`refine.snap_to_prior`; 0: off,
+    and nothing happens for features without a pixel prior).
     """
 
     name = "maskcut"
