@@ -104,6 +104,15 @@ def test_pseudo_resume_after_the_code_defaults_moved_is_refused(small, tmp_path,
     assert cli_main(base) == 2
     err = capsys.readouterr().err
     assert f"default.classic_cut.tau: recorded {params['default.classic_cut.tau']!r}, now 0.55" in err
+    # Other engines do not use them, so an upgrade of the built-in one does not block their resumes.
+    import argparse
+
+    from wsovvis.pseudo import cli as pseudo_cli
+
+    p = argparse.ArgumentParser()
+    pseudo_cli.add_arguments(p)
+    other = pseudo_cli.provenance_params(p.parse_args(["--img_root", "x", "--out", "y", "--engine", "videocutler"]))
+    assert other["engine"] == "videocutler" and not any(k.startswith("default.") for k in other)
 
 
 @pytest.mark.parametrize("command", [

@@ -98,10 +98,11 @@ def provenance_params(args: argparse.Namespace) -> dict:
     for k in ("img_root", "weights"):
         if params.get(k):
             params[k] = os.path.abspath(params[k])
-    # The code's own defaults change the tubes too (an upgrade may move them).
-    from wsovvis.pseudo.engines import resolved_defaults
+    # The built-in engine's code defaults change its tubes too (an upgrade may move them).
+    if params.get("engine", "maskcut") == "maskcut":
+        from wsovvis.pseudo.engines import resolved_defaults
 
-    params.update(resolved_defaults())
+        params.update(resolved_defaults())
     return params
 
 
