@@ -18,11 +18,12 @@ Measured (2-core CPU, shared; defaults: 8+8 videos x 10 frames at 96x128, one se
 AP50 on the training videos / the held-out videos (the Mask R-CNN link IoU and tube score were chosen
 on the training videos, so the held-out column is the fair one):
 
-    pseudo tubes          30.8 / 27.9   (with the forward-backward flow check; 45.4 / 28.5 before it)
-    Mask R-CNN (tiny_cnn, 600 + 2 x 300 iterations, 339 s)   round 0 45.0 / 43.2, round 1 58.4 / 41.2,
-                                                             round 2 45.1 / 44.7
-    SeqFormer (seqformer_tiny, same schedule, 117 s)          round 0 41.2 / 12.7, round 1 37.9 / 19.6,
-                                                             round 2 31.9 / 13.5
+    pseudo tubes          31.9 / 32.3   (coherence gate, tau 0.4; 30.8 / 27.9 with the flow check alone,
+                                         45.4 / 28.5 before it)
+    Mask R-CNN (tiny_cnn, 600 + 2 x 300 iterations, 335 s)   round 0 42.0 / 39.2, round 1 43.5 / 32.5,
+                                                             round 2 42.7 / 34.5
+    SeqFormer (seqformer_tiny, same schedule, 115 s)          round 0 40.3 / 9.8, round 1 39.9 / 6.3,
+                                                             round 2 35.0 / 10.0
 """
 
 from __future__ import annotations
