@@ -25,9 +25,9 @@
    vs the tube's spatio-temporal IoU with the GT.
 7. Leave-one-sequence-out (`wsovvis.pseudo.tuning`): each grid configuration (``--quick``: a
    smaller grid) runs on every sequence; per fold the configuration with the best AP50 on the
-   other 7 is scored on the held-out one; mean ± std over the 8 folds (and pooled AP50) beside the
-   in-sample numbers. Quote the held-out figure. The grid's outputs are cached in
-   ``<out>/loo_grid.json``.
+   other 7 (ties broken by their mean J) is scored on the held-out one; mean ± std over the 8 folds
+   (and pooled AP50) beside the in-sample numbers, and the Spearman over every setting's tubes.
+   Quote the held-out figure. The grid's outputs are cached in ``<out>/loo_grid.json``.
 
 Numbers go to stdout and ``<out>/results.json``.
 """
