@@ -216,3 +216,12 @@ def test_loo_report_scores_the_held_out_sequence_with_the_config_chosen_on_the_o
     assert held["s0"] == pytest.approx(1.0) and held["s2"] == pytest.approx(0.0)
     assert rep["held_out_J_mean"] == pytest.approx(2 / 3)
     assert rep["in_sample_best"] == "good"
+    # Equal AP50 on the training sequences: their mean J decides, not the default.
+    per = {"plain": {s: out(obj, 0.6) for s in ("s0", "s1", "s2")},
+           "sharp": {s: out(obj, 0.9) for s in ("s0", "s1", "s2")}}
+    rep = loo_report(gt, per, default="plain")
+    assert {f["chosen"] for f in rep["folds"]} == {"sharp"} and rep["in_sample_best"] == "sharp"
+    assert rep["held_out_J_mean"] == pytest.approx(0.9)
+    # Equal in both: the default keeps it.
+    per["twin"] = per["sharp"]
+    assert loo_report(gt, per, default="twin")["in_sample_best"] == "twin"
