@@ -85,7 +85,7 @@ def spearman(x, y) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def lexicographic_better(a: tuple, b: tuple, tol: float = 1e-12) -> bool:
+def _better(a: tuple, b: tuple, tol: float = 1e-12) -> bool:
     """Lexicographic ``a > b`` where elements within ``tol`` of each other count as equal."""
     for x, y in zip(a, b):
         if x > y + tol:
@@ -93,6 +93,19 @@ def lexicographic_better(a: tuple, b: tuple, tol: float = 1e-12) -> bool:
         if x < y - tol:
             return False
     return False
+
+
+def choose(names: list[str], score) -> tuple[str, tuple]:
+    """``(name, its score as a tuple)`` of the name with the best ``score(name)``: a float, or a tuple of
+    floats compared in order (the later ones break ties of the earlier ones). Exact ties go to the
+    earlier name."""
+    best, best_score = None, (-np.inf,)
+    for name in names:
+        sc = score(name)
+        sc = tuple(sc) if isinstance(sc, tuple | list) else (sc,)
+        if _better(sc, best_score):
+            best, best_score = name, sc
+    return best, best_score
 
 
 def leave_one_out(per_config: dict[str, dict[str, object]], select_score, order: list[str] | None = None
@@ -113,11 +126,7 @@ def leave_one_out(per_config: dict[str, dict[str, object]], select_score, order:
     seqs = sorted(next(iter(per_config.values())))
     folds = []
     for held in seqs:
-        best, best_score = None, (-np.inf,)
-        for name in names:
-            sc = select_score({s: per_config[name][s] for s in seqs if s != held})
-            sc = tuple(sc) if isinstance(sc, tuple | list) else (sc,)
-            if lexicographic_better(sc, best_score):
-                best, best_score = name, sc
+        train = [s for s in seqs if s != held]
+        best, best_score = choose(names, lambda n, train=train: select_score({s: per_config[n][s] for s in train}))
         folds.append({"held_out": held, "chosen": best, "train_score": float(best_score[0])})
     return folds

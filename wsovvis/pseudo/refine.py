@@ -126,11 +126,10 @@ def fill_moving_holes(mask: np.ndarray, flow: np.ndarray | None, tol_px: float) 
     part of the object the cut missed (a cow's white patch); one that moves otherwise is
     background seen through the object and stays out. Without flow every hole is filled.
     """
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if not len(rows):
-        return mask
     # Holes lie inside the bounding box (a region touching its edge is open in the frame too).
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    box = support_box(mask, 0)
+    if box is None:
+        return mask
     sub = mask[box]
     holes = ndimage.binary_fill_holes(sub) & ~sub
     if not holes.any():

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from wsovvis.data import rle
-from wsovvis.pseudo.quality import identity_switches, leave_one_out, lexicographic_better, region_similarity, tube_iou
+from wsovvis.pseudo.quality import choose, identity_switches, leave_one_out, region_similarity, tube_iou
 
 GRID = {"coherence": (0.15, 0.2, 0.3), "tau": (0.4, 0.5, 0.6), "link_iou": (0.3, 0.5)}
 QUICK_GRID = {"coherence": (0.15,), "tau": (0.4,), "link_iou": (0.3, 0.5)}
@@ -162,11 +162,7 @@ def loo_report(gt: dict, per_config: dict[str, dict[str, dict]], default: str) -
     seqs = sorted(next(iter(per_config.values())))
     in_sample = {n: {"AP50": ap50(gt, per_config[n]), "J": float(np.mean([per_config[n][s]["J"] for s in seqs])),
                      "id_switches": int(sum(per_config[n][s]["id_switches"] for s in seqs))} for n in names}
-    best = names[0]
-    for n in names[1:]:  # the same rule as a fold's, on all sequences
-        key, best_key = (in_sample[n]["AP50"], in_sample[n]["J"]), (in_sample[best]["AP50"], in_sample[best]["J"])
-        if lexicographic_better(key, best_key):
-            best = n
+    best, _ = choose(names, lambda n: (in_sample[n]["AP50"], in_sample[n]["J"]))  # a fold's rule, on all sequences
     a = np.array([f["held_out_ap50"] for f in folds])
     j = np.array([f["held_out_J"] for f in folds])
     return {"folds": folds, "held_out_ap50_mean": float(a.mean()), "held_out_ap50_std": float(a.std()),
